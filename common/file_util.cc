@@ -1,0 +1,120 @@
+#include "common/file_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <system_error>
+
+namespace kubehsm {
+namespace {
+
+// Closes a file descriptor on scope exit.
+class FdCloser final {
+ public:
+  explicit FdCloser(int fd) : fd_(fd) {}
+  FdCloser(const FdCloser&) = delete;  // one owner per descriptor
+  FdCloser& operator=(const FdCloser&) = delete;
+  ~FdCloser() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  int Release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+std::string RandomSuffix() {
+  std::random_device rd;
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string s;
+  for (int i = 0; i < 10; ++i) s += kAlphabet[rd() % (sizeof(kAlphabet) - 1)];
+  return s;
+}
+
+Status SysError(const std::string& what, const std::filesystem::path& path, int err) {
+  StatusCode code = StatusCode::kInternal;
+  if (err == ENOENT) code = StatusCode::kNotFound;
+  if (err == EACCES || err == EPERM || err == EROFS) code = StatusCode::kPermissionDenied;
+  if (err == ENOSPC || err == EDQUOT || err == EIO) code = StatusCode::kUnavailable;
+  return Status(code, what + " " + path.string() + ": " + ErrnoText(err));
+}
+
+}  // namespace
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
+Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data, mode_t mode) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (S_ISLNK(st.st_mode)) return PermissionDenied("refusing to write through symlink " + path.string());
+    if (!S_ISREG(st.st_mode)) return InvalidArgument(path.string() + " exists and is not a regular file");
+  }
+  std::filesystem::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  const std::filesystem::path tmp = dir / ("." + path.filename().string() + ".tmp-" + RandomSuffix());
+
+  FdCloser fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777));
+  if (fd.get() < 0) return SysError("cannot create", tmp, errno);
+  auto fail = [&](const std::string& what, int err) {
+    ::unlink(tmp.c_str());
+    return SysError(what, path, err);
+  };
+  if (::fchmod(fd.get(), mode & 07777) != 0) return fail("cannot chmod", errno);
+  std::size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail("cannot write", errno);
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) return fail("cannot fsync", errno);
+  if (::close(fd.Release()) != 0) return fail("cannot close", errno);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("cannot rename into place", errno);
+  FdCloser dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dfd.get() >= 0) ::fsync(dfd.get());  // best effort: the data itself is already durable
+  return OkStatus();
+}
+
+Result<std::string> ReadFileBounded(const std::filesystem::path& path, std::size_t max_bytes) {
+  FdCloser fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return SysError("cannot open", path, errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return SysError("cannot stat", path, errno);
+  if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) {
+    return InvalidArgument(path.string() + " is not a regular file");
+  }
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return SysError("cannot read", path, errno);
+    }
+    if (n == 0) break;
+    if (out.size() + static_cast<std::size_t>(n) > max_bytes) {
+      return InvalidArgument(path.string() + " is larger than the limit of " + std::to_string(max_bytes) + " bytes");
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+Status EnsureDirectory(const std::filesystem::path& dir, mode_t mode) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(dir, ec)) return OkStatus();
+  if (!dir.parent_path().empty() && dir.parent_path() != dir) {
+    KH_RETURN_IF_ERROR(EnsureDirectory(dir.parent_path(), mode));
+  }
+  if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST) return SysError("cannot create directory", dir, errno);
+  return OkStatus();
+}
+
+}  // namespace kubehsm

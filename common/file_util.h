@@ -1,0 +1,32 @@
+// Safe file I/O: atomic writes (temp file + fsync + rename + directory fsync), bounded reads, and
+// refusal of symlinked targets, so a failure never leaves a half-written file behind.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace kubehsm {
+
+// Writes `data` to `path` atomically with permission bits `mode` (not subject to umask). The file
+// is first written to a temporary file in the same directory, fsynced, renamed over `path`, and the
+// directory is fsynced. Refuses (kPermissionDenied) when `path` is a symlink. On any failure the
+// temporary file is removed and `path` is untouched.
+Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data, mode_t mode);
+
+// Reads a whole regular file. Fails with kNotFound when absent, kInvalidArgument when larger than
+// `max_bytes` or not a regular file.
+Result<std::string> ReadFileBounded(const std::filesystem::path& path, std::size_t max_bytes);
+
+// Creates `dir` and missing parents with `mode` (existing directories are left as they are).
+Status EnsureDirectory(const std::filesystem::path& dir, mode_t mode);
+
+// Returns "<strerror(errno)>" for the given errno value.
+std::string ErrnoText(int err);
+
+}  // namespace kubehsm
