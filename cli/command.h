@@ -1,0 +1,81 @@
+// What every kubehsm command receives: the global options, lazy access to the token, and output
+// streams. Commands parse their own options (Boost.Program_options), call the modules and print.
+#pragma once
+
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include "common/status.h"
+#include "signer/key_store.h"
+
+namespace kubehsm::cli {
+
+// Exit codes shared by all commands (Botan's convention: usage 1, everything else 2).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitUsage = 1;
+inline constexpr int kExitFailure = 2;
+
+struct GlobalOptions {
+  std::string module;       // PKCS#11 module path
+  std::string token_uri;    // RFC 7512 URI selecting the token ("pkcs11:token=kubehsm")
+  std::string pin_source;   // env:VAR | file:PATH | fd:N | prompt
+  std::string config_file;  // the kubehsm config file actually read ("" if none)
+  bool verbose = false;
+};
+
+class TokenSession;  // defined in cli/token_key_store.h
+
+class Context final {
+ public:
+  Context(GlobalOptions globals, std::ostream& out, std::ostream& err);
+  Context(const Context&) = delete;  // owns the token session
+  Context& operator=(const Context&) = delete;
+  ~Context();
+
+  const GlobalOptions& globals() const { return globals_; }
+  std::ostream& out() { return out_; }
+  std::ostream& err() { return err_; }
+
+  // Opens the module, the token and logs in (PIN from the pin source) on first use; later calls
+  // return the same store. The store lives until the command returns.
+  Result<signer::KeyStore*> KeyStore();
+
+  // The open token session (after KeyStore() succeeded), for hsm-level commands.
+  TokenSession* token_session() { return session_.get(); }
+
+  // Prints "kubehsm: error: <message>" on stderr and returns the exit code for the status
+  // (kExitUsage for kInvalidArgument raised by option parsing, else kExitFailure).
+  int Fail(const Status& status);
+  // Prints a usage error and returns kExitUsage.
+  int UsageError(const std::string& message);
+
+ private:
+  GlobalOptions globals_;
+  std::ostream& out_;
+  std::ostream& err_;
+  std::unique_ptr<TokenSession> session_;
+};
+
+using Args = std::vector<std::string>;
+
+// Parses `args` against `desc` (+ positional), handling --help: returns nullopt-like false and
+// sets `exit_code` when the command should stop (help printed or usage error).
+// Usage: `int code; if (!ParseArgs(ctx, "kubehsm keys generate", desc, {}, args, vm, code)) return code;`
+bool ParseArgs(Context& ctx, const std::string& usage, const boost::program_options::options_description& desc,
+               const boost::program_options::positional_options_description* positional, const Args& args,
+               boost::program_options::variables_map& vm, int& exit_code);
+
+// Command entry points. Each receives the arguments after its command word.
+int RunKeys(Context& ctx, const Args& args);   // cli/cmd_keys.cc
+int RunToken(Context& ctx, const Args& args);  // cli/cmd_keys.cc: token init / info
+int RunInit(Context& ctx, const Args& args);   // cli/cmd_init.cc
+int RunCerts(Context& ctx, const Args& args);  // cli/cmd_certs.cc
+int RunPki(Context& ctx, const Args& args);    // cli/cmd_pki.cc
+int RunSa(Context& ctx, const Args& args);     // cli/cmd_sa.cc
+
+}  // namespace kubehsm::cli
