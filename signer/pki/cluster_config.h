@@ -4,7 +4,10 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,5 +48,50 @@ Result<ClusterConfig> LoadKubeadmConfig(const std::filesystem::path& file);
 
 // Checks the cross-field rules (addresses parse, CIDR valid, port range, validity > 0, ...).
 Status ValidateClusterConfig(const ClusterConfig& config);
+
+// ---------------------------------------------------------------------------------------------
+// Extensions (additive; the declarations above keep their meaning).
+
+// Where kubeadm's host-dependent defaults come from. Each function is called only when the
+// configuration leaves its field empty, so a config that sets both never probes the host.
+struct HostDefaults {
+  std::function<Result<std::string>()> node_name;          // default for nodeRegistration.name
+  std::function<Result<std::string>()> advertise_address;  // default for localAPIEndpoint.advertiseAddress
+};
+
+// The real host: DetectNodeName() and DetectAdvertiseAddress().
+HostDefaults SystemHostDefaults();
+
+// As ParseKubeadmConfig(yaml), with host defaults taken from `host` (tests pass fixed values).
+// Rules, all failing with kInvalidArgument and naming the field by its full path
+// ("ClusterConfiguration.networking.dnsDomian"), or the YAML line/column for syntax errors:
+//  - documents: kubeadm.k8s.io/v1beta3|v1beta4 InitConfiguration and ClusterConfiguration are read;
+//    JoinConfiguration (and v1beta4 ResetConfiguration/UpgradeConfiguration), KubeletConfiguration
+//    (kubelet.config.k8s.io/*) and KubeProxyConfiguration (kubeproxy.config.k8s.io/*) are accepted
+//    and ignored; any other apiVersion/kind, a missing apiVersion/kind or a repeated kind fails;
+//  - every field of the kubeadm schema is accepted at its own nesting level and type-checked;
+//    unknown fields, duplicate keys, and fields of the other schema version fail (e.g.
+//    encryptionAlgorithm in v1beta3);
+//  - values are validated as ValidateClusterConfig does; the feature gate PublicKeysECDSA, when
+//    set, overrides encryptionAlgorithm (true: ECDSA-P256, false: RSA-2048);
+//  - input over 1 MiB, nesting deeper than 64 levels, or alias bombs are rejected.
+// A host default that cannot be determined is returned as that function's error.
+Result<ClusterConfig> ParseKubeadmConfig(std::string_view yaml, const HostDefaults& host);
+
+// The lower-cased, trimmed hostname (kubeadm's default node name). kFailedPrecondition if empty.
+Result<std::string> DetectNodeName();
+
+// kubeadm's default advertise address, IPv4 only: an address of the interface holding the first
+// up default route in /proc/net/route, else the first up, non-loopback, non-link-local IPv4 of
+// any interface. kFailedPrecondition when there is none (then set advertiseAddress explicitly).
+Result<std::string> DetectAdvertiseAddress();
+
+// The interface name of the first up (RTF_UP) IPv4 default route in a /proc/net/route text, or
+// "" when there is none. Exposed for tests.
+std::string DefaultRouteInterface(std::string_view proc_net_route);
+
+// Parses a Go time.Duration string ("8760h", "8760h0m0s", "90m", "1h30m", "1.5h", "300ms", "0")
+// into nanoseconds. nullopt on a syntax error, a missing unit, or int64 overflow.
+std::optional<std::int64_t> ParseGoDuration(std::string_view text);
 
 }  // namespace kubehsm::signer::pki
