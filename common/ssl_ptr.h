@@ -61,3 +61,24 @@ using X509StoreCtxPtr = SslPtr<X509_STORE_CTX, X509_STORE_CTX_free>;
 using X509StorePtr = SslPtr<X509_STORE, X509_STORE_free>;
 
 }  // namespace kubehsm
+
+// Appended for signer/pki (certificate building, PEM encoding).
+#include <openssl/decoder.h>
+#include <openssl/encoder.h>
+
+namespace kubehsm {
+
+using OsslDecoderCtxPtr = SslPtr<OSSL_DECODER_CTX, OSSL_DECODER_CTX_free>;
+using OsslEncoderCtxPtr = SslPtr<OSSL_ENCODER_CTX, OSSL_ENCODER_CTX_free>;
+using X509PubkeyPtr = SslPtr<X509_PUBKEY, X509_PUBKEY_free>;
+using X509NameEntryPtr = SslPtr<X509_NAME_ENTRY, X509_NAME_ENTRY_free>;
+using Asn1StringPtr = SslPtr<ASN1_STRING, ASN1_STRING_free>;
+using X509VerifyParamPtr = SslPtr<X509_VERIFY_PARAM, X509_VERIFY_PARAM_free>;
+
+// Frees a STACK_OF(X509) and the certificates it holds.
+struct X509StackDeleter {
+  void operator()(STACK_OF(X509) * s) const { sk_X509_pop_free(s, X509_free); }
+};
+using X509StackPtr = std::unique_ptr<STACK_OF(X509), X509StackDeleter>;
+
+}  // namespace kubehsm
