@@ -1,5 +1,253 @@
 #include "cli/cli.h"
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "cli/command.h"
+#include "cli/token_key_store.h"
+
 namespace kubehsm::cli {
-int Main(int, char**) { return 0; }
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kDefaultTokenUri = "pkcs11:token=kubehsm";
+
+po::options_description GlobalOptionsDescription() {
+  po::options_description d("Global options (before or after the command)");
+  d.add_options()
+      ("hsm-config", po::value<std::string>(), "kubehsm config file (default: $KUBEHSM_CONFIG, "
+       "$XDG_CONFIG_HOME/kubehsm/kubehsm.conf, /etc/kubehsm/kubehsm.conf)")
+      ("module", po::value<std::string>(), "PKCS#11 module path (default " KUBEHSM_DEFAULT_MODULE ")")
+      ("token", po::value<std::string>(), "RFC 7512 URI of the token (default pkcs11:token=kubehsm)")
+      ("pin-source", po::value<std::string>(), "where the user PIN comes from: env:VAR, file:PATH, fd:N or prompt")
+      ("verbose,v", po::bool_switch(), "more detail on stderr (never PINs)");
+  return d;
+}
+
+// Applies the global options present in `vm` on top of `g`.
+void ApplyGlobals(const po::variables_map& vm, GlobalOptions& g) {
+  if (vm.count("module") != 0) g.module = vm["module"].as<std::string>();
+  if (vm.count("token") != 0) g.token_uri = vm["token"].as<std::string>();
+  if (vm.count("pin-source") != 0) g.pin_source = vm["pin-source"].as<std::string>();
+  if (vm.count("verbose") != 0 && vm["verbose"].as<bool>()) g.verbose = true;
+}
+
+// The config file search order: --hsm-config, $KUBEHSM_CONFIG, $XDG_CONFIG_HOME (or ~/.config)
+// /kubehsm/kubehsm.conf, /etc/kubehsm/kubehsm.conf. An explicitly named file must exist.
+Result<std::string> FindConfigFile(const std::string& explicit_path) {
+  if (!explicit_path.empty()) {
+    if (!fs::exists(explicit_path)) return NotFound("config file " + explicit_path + " does not exist");
+    return explicit_path;
+  }
+  if (const char* env = std::getenv("KUBEHSM_CONFIG"); env != nullptr && *env != '\0') {
+    if (!fs::exists(env)) return NotFound("config file " + std::string(env) + " (from KUBEHSM_CONFIG) does not exist");
+    return std::string(env);
+  }
+  std::vector<fs::path> candidates;
+  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg != nullptr && *xdg != '\0') {
+    candidates.push_back(fs::path(xdg) / "kubehsm/kubehsm.conf");
+  } else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    candidates.push_back(fs::path(home) / ".config/kubehsm/kubehsm.conf");
+  }
+  candidates.push_back("/etc/kubehsm/kubehsm.conf");
+  for (const auto& c : candidates) {
+    std::error_code ec;
+    if (fs::exists(c, ec)) return c.string();
+  }
+  return std::string();
+}
+
+// Reads `module`, `token` and `pin-source` from a kubehsm config file (INI "key = value").
+Status ReadConfigFile(const std::string& path, GlobalOptions& g) {
+  std::ifstream in(path);
+  if (!in) return PermissionDenied("cannot read config file " + path);
+  po::options_description d;
+  d.add_options()("module", po::value<std::string>())("token", po::value<std::string>())(
+      "pin-source", po::value<std::string>());
+  try {
+    po::variables_map vm;
+    po::store(po::parse_config_file(in, d, /*allow_unregistered=*/false), vm);
+    po::notify(vm);
+    ApplyGlobals(vm, g);
+  } catch (const po::error& e) {
+    return InvalidArgument("config file " + path + ": " + e.what());
+  }
+  g.config_file = path;
+  return OkStatus();
+}
+
+struct CommandEntry {
+  const char* name;
+  int (*run)(Context&, const Args&);
+  const char* summary;
+};
+
+constexpr CommandEntry kCommands[] = {
+    {"init", RunInit, "create the CAs and SA key in the token and the whole kubeadm PKI (phases: init phase ...)"},
+    {"certs", RunCerts, "issue, renew and check kubeadm certificates; sign CSRs"},
+    {"pki", RunPki, "verify a pki directory; print the chain of trust"},
+    {"sa", RunSa, "service-account tokens: sign, verify, jwks, discovery, rotation"},
+    {"keys", RunKeys, "keys in the token: generate, list, pubkey"},
+    {"token", RunToken, "tokens of the module: list, init"},
+};
+
+void PrintUsage(std::ostream& out) {
+  out << "Usage: kubehsm [global options] COMMAND [command options]\n\n"
+         "kubehsm keeps a Kubernetes cluster's CA and service-account keys in a PKCS#11 token\n"
+         "and does the cluster's PKI signing through it.\n\nCommands:\n";
+  for (const auto& c : kCommands) {
+    out << "  " << c.name << std::string(10 - std::string(c.name).size(), ' ') << c.summary << "\n";
+  }
+  out << "  version   print the version\n\n" << GlobalOptionsDescription()
+      << "\nRun 'kubehsm COMMAND --help' for a command's options.\n";
+}
+
+}  // namespace
+
+Context::Context(GlobalOptions globals, std::ostream& out, std::ostream& err)
+    : globals_(std::move(globals)), out_(out), err_(err) {}
+
+Context::~Context() = default;
+
+Result<signer::KeyStore*> Context::KeyStore() {
+  if (!session_) {
+    KH_ASSIGN_OR_RETURN(session_, TokenSession::Open(globals_));
+  }
+  return &session_->store();
+}
+
+int Context::Fail(const Status& status) {
+  err_ << "kubehsm: error: " << status.message() << "\n";
+  return kExitFailure;
+}
+
+int Context::UsageError(const std::string& message) {
+  err_ << "kubehsm: " << message << "\n";
+  return kExitUsage;
+}
+
+bool ParseArgs(Context& ctx, const std::string& usage, const po::options_description& desc,
+               const po::positional_options_description* positional, const Args& args, po::variables_map& vm,
+               int& exit_code) {
+  po::options_description all;
+  all.add(desc);
+  po::options_description help_opts;
+  help_opts.add_options()("help,h", "show this help");
+  all.add(help_opts);
+  all.add(GlobalOptionsDescription());
+  try {
+    po::command_line_parser parser(args);
+    parser.options(all);
+    if (positional != nullptr) parser.positional(*positional);
+    po::store(parser.run(), vm);
+    if (vm.count("help") != 0) {
+      ctx.out() << "Usage: " << usage << "\n\n" << desc << "\n" << GlobalOptionsDescription();
+      exit_code = kExitOk;
+      return false;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    exit_code = ctx.UsageError(std::string(e.what()) + " (see '" + usage.substr(0, usage.find(" [")) + " --help')");
+    return false;
+  }
+  ApplyGlobals(vm, ctx.mutable_globals());
+  return true;
+}
+
+int Main(int argc, char** argv) {
+  Args args(argv + 1, argv + argc);
+  // Split "[global options] COMMAND [rest]".
+  static const std::map<std::string, bool> kGlobalTakesValue = {
+      {"--hsm-config", true}, {"--module", true}, {"--token", true}, {"--pin-source", true}, {"--verbose", false},
+      {"-v", false}};
+  Args global_args;
+  std::size_t i = 0;
+  for (; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.empty() || a[0] != '-') break;
+    if (a == "--help" || a == "-h") {
+      PrintUsage(std::cout);
+      return kExitOk;
+    }
+    if (a == "--version") {
+      std::cout << "kubehsm " << KUBEHSM_VERSION << "\n";
+      return kExitOk;
+    }
+    global_args.push_back(a);
+    const std::string name = a.substr(0, a.find('='));
+    auto it = kGlobalTakesValue.find(name);
+    if (it == kGlobalTakesValue.end()) {
+      std::cerr << "kubehsm: unknown global option " << name << " (see 'kubehsm --help')\n";
+      return kExitUsage;
+    }
+    if (it->second && a.find('=') == std::string::npos) {
+      if (i + 1 >= args.size()) {
+        std::cerr << "kubehsm: option " << a << " needs a value\n";
+        return kExitUsage;
+      }
+      global_args.push_back(args[++i]);
+    }
+  }
+  if (i >= args.size()) {
+    PrintUsage(std::cerr);
+    return kExitUsage;
+  }
+  const std::string command = args[i];
+  Args rest(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+
+  po::variables_map gvm;
+  try {
+    po::store(po::command_line_parser(global_args).options(GlobalOptionsDescription()).run(), gvm);
+    po::notify(gvm);
+  } catch (const po::error& e) {
+    std::cerr << "kubehsm: " << e.what() << "\n";
+    return kExitUsage;
+  }
+  GlobalOptions globals;
+  globals.module = KUBEHSM_DEFAULT_MODULE;
+  globals.token_uri = kDefaultTokenUri;
+  // Config file first, then the command line on top. --hsm-config may also follow the command.
+  std::string explicit_config = gvm.count("hsm-config") != 0 ? gvm["hsm-config"].as<std::string>() : "";
+  for (std::size_t k = 0; k < rest.size(); ++k) {
+    if (rest[k] == "--hsm-config" && k + 1 < rest.size()) explicit_config = rest[k + 1];
+    if (rest[k].rfind("--hsm-config=", 0) == 0) explicit_config = rest[k].substr(13);
+  }
+  auto config_path = FindConfigFile(explicit_config);
+  if (!config_path.ok()) {
+    std::cerr << "kubehsm: error: " << config_path.status().message() << "\n";
+    return kExitFailure;
+  }
+  if (!config_path->empty()) {
+    Status s = ReadConfigFile(*config_path, globals);
+    if (!s.ok()) {
+      std::cerr << "kubehsm: error: " << s.message() << "\n";
+      return kExitFailure;
+    }
+  }
+  ApplyGlobals(gvm, globals);
+
+  if (command == "version") {
+    std::cout << "kubehsm " << KUBEHSM_VERSION << "\n";
+    return kExitOk;
+  }
+  if (command == "help") {
+    PrintUsage(std::cout);
+    return kExitOk;
+  }
+  for (const auto& c : kCommands) {
+    if (command == c.name) {
+      Context ctx(globals, std::cout, std::cerr);
+      return c.run(ctx, rest);
+    }
+  }
+  std::cerr << "kubehsm: unknown command '" << command << "' (see 'kubehsm --help')\n";
+  return kExitUsage;
+}
+
 }  // namespace kubehsm::cli

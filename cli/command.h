@@ -38,6 +38,8 @@ class Context final {
   ~Context();
 
   const GlobalOptions& globals() const { return globals_; }
+  // For ParseArgs: global options given after the command word override earlier ones.
+  GlobalOptions& mutable_globals() { return globals_; }
   std::ostream& out() { return out_; }
   std::ostream& err() { return err_; }
 

@@ -20,12 +20,12 @@ namespace fs = std::filesystem;
 
 fs::path SourceDir() {
   const char* d = std::getenv("KUBEHSM_SOURCE_DIR");
-  return d != nullptr ? fs::path(d) : fs::current_path();
+  return d != nullptr ? fs::path(d) : fs::path(KUBEHSM_TEST_SOURCE_DIR);
 }
 
 fs::path KubehsmBinary() {
   const char* b = std::getenv("KUBEHSM_BINARY");
-  return b != nullptr ? fs::path(b) : fs::path("kubehsm");
+  return b != nullptr ? fs::path(b) : fs::path(KUBEHSM_TEST_BINARY);
 }
 
 TempDir::TempDir() {

@@ -9,10 +9,10 @@
 
 namespace kubehsm::testing {
 
-// The repository root (from KUBEHSM_SOURCE_DIR, set by ctest).
+// The repository root ($KUBEHSM_SOURCE_DIR, else the configured source dir).
 std::filesystem::path SourceDir();
 
-// The kubehsm binary under test (from KUBEHSM_BINARY, set by ctest).
+// The kubehsm binary under test ($KUBEHSM_BINARY, else the one this build made).
 std::filesystem::path KubehsmBinary();
 
 // A fresh directory under $TMPDIR, removed with its contents on destruction.

@@ -1,0 +1,199 @@
+// kubehsm keys generate|list|pubkey and kubehsm token list|init.
+#include <iomanip>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "cli/token_key_store.h"
+#include "common/file_util.h"
+#include "common/ssl_ptr.h"
+#include "common/openssl_error.h"
+#include "hsm/hsm.h"
+
+namespace kubehsm::cli {
+namespace po = boost::program_options;
+namespace {
+
+std::string Hex(const std::string& bytes) {
+  std::ostringstream o;
+  for (unsigned char c : bytes) o << std::hex << std::setw(2) << std::setfill('0') << static_cast<int>(c);
+  return o.str();
+}
+
+Result<std::string> SpkiToPem(const std::string& der) {
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  EvpPkeyPtr key(d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())));
+  if (!key) return OpenSslError("parsing the public key");
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_PUBKEY(bio.get(), key.get()) != 1) return OpenSslError("PEM-encoding the public key");
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<std::size_t>(len));
+}
+
+Result<hsm::Hsm*> OpenHsm(Context& ctx) {
+  KH_RETURN_IF_ERROR(ctx.KeyStore().status());
+  return &ctx.token_session()->hsm();
+}
+
+int KeysGenerate(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm keys generate");
+  d.add_options()("label", po::value<std::string>()->required(), "CKA_LABEL of the new key pair")(
+      "type", po::value<std::string>()->default_value("rsa-2048"),
+      "rsa-2048 | rsa-3072 | rsa-4096 | ecdsa-p256 | ecdsa-p384 | ecdsa-p521");
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx, "kubehsm keys generate --label NAME [--type TYPE]", d, nullptr, args, vm, code)) return code;
+  auto type = ParseKeyType(vm["type"].as<std::string>());
+  if (!type) return ctx.UsageError("unknown key type '" + vm["type"].as<std::string>() + "'");
+  auto h = OpenHsm(ctx);
+  if (!h.ok()) return ctx.Fail(h.status());
+  auto key = (*h)->token().GenerateKeyPair(vm["label"].as<std::string>(), *type);
+  if (!key.ok()) return ctx.Fail(key.status());
+  ctx.out() << "generated " << KeyTypeName(key->type) << " key '" << key->label << "' (id " << Hex(key->id)
+            << ", sensitive, never extractable)\n"
+            << (*h)->token().KeyUri(*key) << "\n";
+  return kExitOk;
+}
+
+int KeysList(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm keys list");
+  d.add_options()("output,o", po::value<std::string>()->default_value("text"), "text | json");
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx, "kubehsm keys list [-o text|json]", d, nullptr, args, vm, code)) return code;
+  const std::string fmt = vm["output"].as<std::string>();
+  if (fmt != "text" && fmt != "json") return ctx.UsageError("--output must be text or json");
+  auto h = OpenHsm(ctx);
+  if (!h.ok()) return ctx.Fail(h.status());
+  auto keys = (*h)->token().ListKeys();
+  if (!keys.ok()) return ctx.Fail(keys.status());
+  if (fmt == "json") {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& k : *keys) {
+      arr.push_back({{"label", k.label},
+                     {"id", Hex(k.id)},
+                     {"type", KeyTypeName(k.type)},
+                     {"private", k.has_private()},
+                     {"sensitive", k.sensitive},
+                     {"always_sensitive", k.always_sensitive},
+                     {"extractable", k.extractable},
+                     {"never_extractable", k.never_extractable},
+                     {"local", k.local},
+                     {"uri", (*h)->token().KeyUri(k)}});
+    }
+    ctx.out() << arr.dump(2) << "\n";
+    return kExitOk;
+  }
+  auto yes = [](bool b) { return b ? "yes" : "no"; };
+  ctx.out() << std::left << std::setw(24) << "LABEL" << std::setw(12) << "TYPE" << std::setw(9) << "PRIVATE"
+            << std::setw(11) << "SENSITIVE" << std::setw(17) << "ALWAYS-SENSITIVE" << std::setw(12) << "EXTRACTABLE"
+            << std::setw(18) << "NEVER-EXTRACTABLE" << std::setw(7) << "LOCAL" << "ID\n";
+  for (const auto& k : *keys) {
+    ctx.out() << std::left << std::setw(24) << k.label << std::setw(12) << KeyTypeName(k.type) << std::setw(9)
+              << yes(k.has_private()) << std::setw(11) << yes(k.sensitive) << std::setw(17)
+              << yes(k.always_sensitive) << std::setw(12) << yes(k.extractable) << std::setw(18)
+              << yes(k.never_extractable) << std::setw(7) << yes(k.local) << Hex(k.id) << "\n";
+  }
+  return kExitOk;
+}
+
+int KeysPubkey(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm keys pubkey");
+  d.add_options()("label", po::value<std::string>()->required(), "CKA_LABEL of the key")(
+      "out", po::value<std::string>(), "write the PEM here (mode 0644) instead of stdout");
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx, "kubehsm keys pubkey --label NAME [--out FILE]", d, nullptr, args, vm, code)) return code;
+  auto h = OpenHsm(ctx);
+  if (!h.ok()) return ctx.Fail(h.status());
+  auto key = (*h)->token().FindKeyByLabel(vm["label"].as<std::string>());
+  if (!key.ok()) return ctx.Fail(key.status());
+  auto der = (*h)->token().PublicKeyDer(*key);
+  if (!der.ok()) return ctx.Fail(der.status());
+  auto pem = SpkiToPem(*der);
+  if (!pem.ok()) return ctx.Fail(pem.status());
+  if (vm.count("out") != 0) {
+    Status s = WriteFileAtomic(vm["out"].as<std::string>(), *pem, 0644);
+    if (!s.ok()) return ctx.Fail(s);
+    return kExitOk;
+  }
+  ctx.out() << *pem;
+  return kExitOk;
+}
+
+int TokenList(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm token list");
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx, "kubehsm token list", d, nullptr, args, vm, code)) return code;
+  auto module = hsm::Module::Load(ctx.globals().module);
+  if (!module.ok()) return ctx.Fail(module.status());
+  auto tokens = (*module)->ListTokens();
+  if (!tokens.ok()) return ctx.Fail(tokens.status());
+  for (const auto& t : *tokens) {
+    if (!t.initialized()) {
+      ctx.out() << "slot " << t.slot_id << ": free (uninitialized)\n";
+      continue;
+    }
+    ctx.out() << "slot " << t.slot_id << ": " << t.Uri() << (t.pin_locked() ? " [PIN LOCKED]" : "")
+              << (t.pin_final_try() ? " [final PIN try]" : "") << "\n";
+  }
+  return kExitOk;
+}
+
+int TokenInit(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm token init");
+  d.add_options()("label", po::value<std::string>()->required(), "label of the new token")(
+      "so-pin-source", po::value<std::string>()->required(),
+      "where the security officer PIN comes from: env:VAR, file:PATH, fd:N or prompt");
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx, "kubehsm token init --label NAME --so-pin-source SRC --pin-source SRC", d, nullptr, args, vm,
+                 code)) {
+    return code;
+  }
+  if (ctx.globals().pin_source.empty()) return ctx.UsageError("token init needs --pin-source for the new user PIN");
+  auto so_src = hsm::PinSource::Parse(vm["so-pin-source"].as<std::string>());
+  if (!so_src.ok()) return ctx.Fail(so_src.status());
+  auto user_src = hsm::PinSource::Parse(ctx.globals().pin_source);
+  if (!user_src.ok()) return ctx.Fail(user_src.status());
+  auto module = hsm::Module::Load(ctx.globals().module);
+  if (!module.ok()) return ctx.Fail(module.status());
+  auto so_pin = hsm::ReadPin(*so_src, "new security officer PIN: ");
+  if (!so_pin.ok()) return ctx.Fail(so_pin.status());
+  auto user_pin = hsm::ReadPin(*user_src, "new user PIN: ");
+  if (!user_pin.ok()) return ctx.Fail(user_pin.status());
+  auto info = (*module)->InitToken(vm["label"].as<std::string>(), *so_pin, *user_pin);
+  if (!info.ok()) return ctx.Fail(info.status());
+  ctx.out() << "initialized token " << info->Uri() << "\n";
+  return kExitOk;
+}
+
+int Dispatch(Context& ctx, const Args& args, const char* group,
+             std::initializer_list<std::pair<const char*, int (*)(Context&, const Args&)>> subs) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::ostream& o = args.empty() ? ctx.err() : ctx.out();
+    o << "Usage: kubehsm " << group << " SUBCOMMAND [options]\n\nSubcommands:";
+    for (const auto& [name, fn] : subs) o << " " << name;
+    o << "\n";
+    return args.empty() ? kExitUsage : kExitOk;
+  }
+  for (const auto& [name, fn] : subs) {
+    if (args[0] == name) return fn(ctx, Args(args.begin() + 1, args.end()));
+  }
+  return ctx.UsageError("unknown subcommand '" + std::string(group) + " " + args[0] + "'");
+}
+
+}  // namespace
+
+int RunKeys(Context& ctx, const Args& args) {
+  return Dispatch(ctx, args, "keys", {{"generate", KeysGenerate}, {"list", KeysList}, {"pubkey", KeysPubkey}});
+}
+
+int RunToken(Context& ctx, const Args& args) {
+  return Dispatch(ctx, args, "token", {{"list", TokenList}, {"init", TokenInit}});
+}
+
+}  // namespace kubehsm::cli

@@ -1,0 +1,161 @@
+#include "hsm/module.h"
+
+#include <dlfcn.h>
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include "hsm/rv.h"
+
+namespace kubehsm::hsm {
+namespace {
+
+std::string Trim(const unsigned char* p, std::size_t n) {
+  std::string s(reinterpret_cast<const char*>(p), n);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
+  return s;
+}
+
+// Fills a blank-padded PKCS#11 text field.
+void Pad(unsigned char* dst, std::size_t n, const std::string& s) {
+  std::memset(dst, ' ', n);
+  std::memcpy(dst, s.data(), std::min(n, s.size()));
+}
+
+}  // namespace
+
+std::string TokenInfo::Uri() const {
+  Pkcs11Uri u;
+  u.model = model;
+  u.manufacturer = manufacturer;
+  u.serial = serial;
+  u.token = label;
+  return u.ToString();
+}
+
+Result<std::unique_ptr<Module>> Module::Load(const std::string& path) {
+  struct stat st {};
+  if (path.empty()) return InvalidArgument("no PKCS#11 module given (--module PATH)");
+  if (::stat(path.c_str(), &st) != 0) return NotFound("PKCS#11 module " + path + " does not exist");
+  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) {
+    const char* e = ::dlerror();
+    return InvalidArgument("cannot load PKCS#11 module " + path + ": " + (e != nullptr ? e : "dlopen failed"));
+  }
+  auto get_list = reinterpret_cast<CK_C_GetFunctionList>(::dlsym(handle, "C_GetFunctionList"));
+  if (get_list == nullptr) {
+    ::dlclose(handle);
+    return InvalidArgument(path + " is not a PKCS#11 module (no C_GetFunctionList)");
+  }
+  CK_FUNCTION_LIST* fn = nullptr;
+  CK_RV rv = get_list(&fn);
+  if (rv != CKR_OK || fn == nullptr) {
+    ::dlclose(handle);
+    return RvStatus(rv == CKR_OK ? CKR_GENERAL_ERROR : rv, "C_GetFunctionList of " + path);
+  }
+  CK_C_INITIALIZE_ARGS args{};
+  args.flags = CKF_OS_LOCKING_OK;
+  rv = fn->C_Initialize(&args);
+  bool finalize = true;
+  if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+    finalize = false;  // someone else in this process owns the initialization
+  } else if (rv != CKR_OK) {
+    ::dlclose(handle);
+    return RvStatus(rv, "C_Initialize of " + path);
+  }
+  return std::make_unique<Module>(Private{}, path, handle, fn, finalize);
+}
+
+Module::~Module() {
+  if (finalize_ && fn_ != nullptr) fn_->C_Finalize(nullptr);
+  if (handle_ != nullptr) ::dlclose(handle_);
+}
+
+Result<std::vector<TokenInfo>> Module::ListTokens() const {
+  CK_ULONG n = 0;
+  CK_RV rv = fn_->C_GetSlotList(CK_TRUE, nullptr, &n);
+  if (rv != CKR_OK) return RvStatus(rv, "C_GetSlotList");
+  std::vector<CK_SLOT_ID> slots(n);
+  if (n > 0) {
+    rv = fn_->C_GetSlotList(CK_TRUE, slots.data(), &n);
+    if (rv != CKR_OK) return RvStatus(rv, "C_GetSlotList");
+    slots.resize(n);
+  }
+  std::vector<TokenInfo> out;
+  for (CK_SLOT_ID slot : slots) {
+    CK_TOKEN_INFO ti{};
+    rv = fn_->C_GetTokenInfo(slot, &ti);
+    if (rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_TOKEN_NOT_RECOGNIZED) continue;
+    if (rv != CKR_OK) return RvStatus(rv, "C_GetTokenInfo of slot " + std::to_string(slot));
+    TokenInfo info;
+    info.slot_id = slot;
+    info.label = Trim(ti.label, sizeof(ti.label));
+    info.manufacturer = Trim(ti.manufacturerID, sizeof(ti.manufacturerID));
+    info.model = Trim(ti.model, sizeof(ti.model));
+    info.serial = Trim(ti.serialNumber, sizeof(ti.serialNumber));
+    info.flags = ti.flags;
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+Result<TokenInfo> Module::FindToken(const Pkcs11Uri& uri) const {
+  KH_ASSIGN_OR_RETURN(std::vector<TokenInfo> tokens, ListTokens());
+  std::vector<TokenInfo> matches;
+  std::string available;
+  for (const TokenInfo& t : tokens) {
+    if (!t.initialized()) continue;
+    if (!available.empty()) available += ", ";
+    available += "'" + t.label + "' (serial " + t.serial + ")";
+    if (uri.token && *uri.token != t.label) continue;
+    if (uri.serial && *uri.serial != t.serial) continue;
+    if (uri.manufacturer && *uri.manufacturer != t.manufacturer) continue;
+    if (uri.model && *uri.model != t.model) continue;
+    if (uri.slot_id && *uri.slot_id != t.slot_id) continue;
+    matches.push_back(t);
+  }
+  if (available.empty()) available = "none";
+  std::string wanted = uri.SelectsToken() ? uri.ToString() : "any token";
+  if (matches.empty()) {
+    return NotFound("no token matches " + wanted + " in module " + path_ + " (initialized tokens: " + available + ")");
+  }
+  if (matches.size() > 1) {
+    return InvalidArgument("more than one token matches " + wanted + " (" + available +
+                           "); select one with --token pkcs11:token=<label> or serial=");
+  }
+  return matches.front();
+}
+
+Result<TokenInfo> Module::InitToken(const std::string& label, const Pin& so_pin, const Pin& user_pin) {
+  if (label.empty() || label.size() > 32) return InvalidArgument("token label must be 1 to 32 characters");
+  KH_ASSIGN_OR_RETURN(std::vector<TokenInfo> tokens, ListTokens());
+  const TokenInfo* free_slot = nullptr;
+  for (const TokenInfo& t : tokens) {
+    if (t.initialized() && t.label == label) return AlreadyExists("a token labelled '" + label + "' already exists");
+    if (!t.initialized() && free_slot == nullptr) free_slot = &t;
+  }
+  if (free_slot == nullptr) return NotFound("module " + path_ + " has no free (uninitialized) token slot");
+  CK_UTF8CHAR lbl[32];
+  Pad(lbl, sizeof(lbl), label);
+  const CK_SLOT_ID slot = free_slot->slot_id;
+  CK_RV rv = fn_->C_InitToken(slot, const_cast<CK_UTF8CHAR*>(so_pin.data()), so_pin.size(), lbl);
+  if (rv != CKR_OK) return RvStatus(rv, "C_InitToken '" + label + "'");
+  // SoftHSM moves an initialized token to a new slot: look it up again by label.
+  Pkcs11Uri by_label;
+  by_label.token = label;
+  KH_ASSIGN_OR_RETURN(TokenInfo info, FindToken(by_label));
+  CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+  rv = fn_->C_OpenSession(info.slot_id, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &s);
+  if (rv != CKR_OK) return RvStatus(rv, "C_OpenSession on new token '" + label + "'");
+  rv = fn_->C_Login(s, CKU_SO, const_cast<CK_UTF8CHAR*>(so_pin.data()), so_pin.size());
+  if (rv == CKR_OK) {
+    rv = fn_->C_InitPIN(s, const_cast<CK_UTF8CHAR*>(user_pin.data()), user_pin.size());
+    CK_RV lrv = fn_->C_Logout(s);
+    if (rv == CKR_OK) rv = lrv;
+  }
+  fn_->C_CloseSession(s);
+  if (rv != CKR_OK) return RvStatus(rv, "setting the user PIN of token '" + label + "'");
+  return FindToken(by_label);
+}
+
+}  // namespace kubehsm::hsm

@@ -1,0 +1,73 @@
+// A loaded PKCS#11 module (dlopen + C_GetFunctionList + C_Initialize) and its slots/tokens.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "hsm/pin.h"
+#include "hsm/pkcs11.h"
+#include "hsm/uri.h"
+
+namespace kubehsm::hsm {
+
+// What a token says about itself (CK_TOKEN_INFO with blank padding trimmed).
+struct TokenInfo {
+  CK_SLOT_ID slot_id = 0;
+  std::string label;
+  std::string manufacturer;
+  std::string model;
+  std::string serial;
+  CK_FLAGS flags = 0;
+  bool initialized() const { return (flags & CKF_TOKEN_INITIALIZED) != 0; }
+  bool pin_locked() const { return (flags & CKF_USER_PIN_LOCKED) != 0; }
+  bool pin_final_try() const { return (flags & CKF_USER_PIN_FINAL_TRY) != 0; }
+  bool pin_count_low() const { return (flags & CKF_USER_PIN_COUNT_LOW) != 0; }
+  // "pkcs11:model=...;manufacturer=...;serial=...;token=..."
+  std::string Uri() const;
+};
+
+class Module final {
+ public:
+  // Loads the module at `path` and initializes it with CKF_OS_LOCKING_OK. A module that another
+  // user in this process (pkcs11-provider) already initialized is accepted. Fails with kNotFound
+  // when the file does not exist, kInvalidArgument when it is not a PKCS#11 module.
+  static Result<std::unique_ptr<Module>> Load(const std::string& path);
+
+  Module(const Module&) = delete;  // owns the dlopen handle and the C_Initialize
+  Module& operator=(const Module&) = delete;
+  // Calls C_Finalize (if this object initialized the module) and dlclose. Never throws.
+  ~Module();
+
+  CK_FUNCTION_LIST* fn() const { return fn_; }
+  const std::string& path() const { return path_; }
+
+  // Lists the tokens present in the module's slots (initialized or not).
+  Result<std::vector<TokenInfo>> ListTokens() const;
+
+  // Finds the one initialized token matching the token attributes of `uri`. With no token
+  // attributes, succeeds only when exactly one initialized token exists. Errors name what was
+  // searched for and what exists.
+  Result<TokenInfo> FindToken(const Pkcs11Uri& uri) const;
+
+  // Initializes the first free (uninitialized) slot's token with `label`, the SO PIN, and sets the
+  // user PIN (C_InitToken, C_Login(SO), C_InitPIN). kAlreadyExists if a token with that label exists.
+  Result<TokenInfo> InitToken(const std::string& label, const Pin& so_pin, const Pin& user_pin);
+
+ private:
+  struct Private {};  // only Load() constructs
+
+ public:
+  Module(Private, std::string path, void* handle, CK_FUNCTION_LIST* fn, bool finalize)
+      : path_(std::move(path)), handle_(handle), fn_(fn), finalize_(finalize) {}
+
+ private:
+
+  std::string path_;
+  void* handle_ = nullptr;
+  CK_FUNCTION_LIST* fn_ = nullptr;
+  bool finalize_ = false;
+};
+
+}  // namespace kubehsm::hsm

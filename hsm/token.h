@@ -1,0 +1,159 @@
+// A logged-in PKCS#11 token: one long-lived login session, a pool of operation sessions, key
+// generation with explicit templates, key lookup, attribute reads and raw C_Sign.
+//
+// Login state in PKCS#11 belongs to the application, not to a session (PKCS#11 2.40 §5.6): the
+// login session is kept open for the Token's lifetime so the state survives, and C_Logout is never
+// called while pkcs11-provider (which shares this login) may hold keys.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/key_type.h"
+#include "common/status.h"
+#include "hsm/module.h"
+#include "hsm/pin.h"
+#include "hsm/pkcs11.h"
+#include "hsm/uri.h"
+
+namespace kubehsm::hsm {
+
+// A key pair (or a lone public key) in the token and the security attributes that prove how it
+// was made.
+struct KeyInfo {
+  std::string label;  // CKA_LABEL, shared by both halves
+  std::string id;     // CKA_ID (raw bytes), shared by both halves
+  KeyType type = KeyType::kRsa2048;
+  CK_OBJECT_HANDLE private_handle = CK_INVALID_HANDLE;  // CK_INVALID_HANDLE for public-only keys
+  CK_OBJECT_HANDLE public_handle = CK_INVALID_HANDLE;
+  // Private-key attributes (all false for public-only keys).
+  bool sensitive = false;
+  bool always_sensitive = false;
+  bool extractable = false;
+  bool never_extractable = false;
+  bool local = false;
+  bool can_sign = false;
+
+  bool has_private() const { return private_handle != CK_INVALID_HANDLE; }
+  // True when the private key was generated in the token and can never leave it.
+  bool non_exportable() const { return sensitive && always_sensitive && !extractable && never_extractable && local; }
+};
+
+// A session borrowed from the Token's pool; returned to the pool when destroyed.
+class PooledSession;
+
+class Token final {
+ public:
+  struct Options {
+    std::size_t max_idle_sessions = 16;  // sessions kept open for reuse (>= signer threads)
+  };
+
+  // Opens `info`'s token in `module` and logs in as CKU_USER with `pin`. A token already logged in
+  // by this process is accepted. A locked PIN is reported without trying. Exactly one C_Login is
+  // attempted: a wrong PIN is one clear kUnauthenticated error and never a retry.
+  static Result<std::unique_ptr<Token>> Open(Module& module, const TokenInfo& info, const Pin& pin,
+                                             const Options& options);
+  static Result<std::unique_ptr<Token>> Open(Module& module, const TokenInfo& info, const Pin& pin) {
+    return Open(module, info, pin, Options{});
+  }
+
+  Token(const Token&) = delete;  // owns sessions on the token
+  Token& operator=(const Token&) = delete;
+  // Closes every session it opened (this ends the login when no one else holds a session).
+  ~Token();
+
+  const TokenInfo& info() const { return info_; }
+  Module& module() const { return module_; }
+
+  // Generates a key pair in the token: private half CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE=true,
+  // CKA_EXTRACTABLE=false, CKA_SIGN=true, DECRYPT/UNWRAP/DERIVE=false; public half VERIFY only;
+  // the same CKA_LABEL and a fresh random CKA_ID on both. kAlreadyExists when any object already
+  // has `label`. Reads the attributes back and fails if the token did not honour the template.
+  Result<KeyInfo> GenerateKeyPair(const std::string& label, KeyType type);
+
+  // Stores a public key (PKIX SubjectPublicKeyInfo DER) as a token object labelled `label`.
+  Result<KeyInfo> ImportPublicKey(const std::string& label, const std::string& spki_der);
+
+  // Lists private keys (with their public halves, matched by CKA_ID) and public-only keys,
+  // ordered by label. Keys of unsupported types are skipped.
+  Result<std::vector<KeyInfo>> ListKeys();
+
+  // Finds the key selected by `uri`'s object (label), id and type attributes. kNotFound when
+  // none matches, kInvalidArgument when several do.
+  Result<KeyInfo> FindKey(const Pkcs11Uri& uri);
+  Result<KeyInfo> FindKeyByLabel(const std::string& label);
+
+  // The PKIX SubjectPublicKeyInfo DER of `key`, built from CKA_MODULUS/CKA_PUBLIC_EXPONENT or
+  // CKA_EC_PARAMS/CKA_EC_POINT.
+  Result<std::string> PublicKeyDer(const KeyInfo& key);
+
+  // Reads one attribute's raw value. The token's refusal to reveal a sensitive value
+  // (CKR_ATTRIBUTE_SENSITIVE) is kPermissionDenied.
+  Result<std::string> GetAttribute(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type);
+
+  // Changes CKA_LABEL of both halves of `key`.
+  Status SetLabel(const KeyInfo& key, const std::string& new_label);
+
+  // Destroys both halves of `key`.
+  Status DestroyKey(const KeyInfo& key);
+
+  // Signs a message digest with the private half in the token with one C_Sign: CKM_RSA_PKCS over
+  // DigestInfo(digest) for RSA (PKCS#1 v1.5), CKM_ECDSA for EC (raw r||s, as PKCS#11 returns
+  // it). `digest_name` is "SHA256", "SHA384" or "SHA512". Thread-safe (one pooled session per call).
+  Result<std::string> SignDigest(const KeyInfo& key, std::string_view digest_name, std::string_view digest);
+
+  // The URI of `key`'s private half (or public half for public-only keys) in this token.
+  std::string KeyUri(const KeyInfo& key) const;
+
+ private:
+  friend class PooledSession;
+  struct Private {};
+
+ public:
+  Token(Private, Module& module, TokenInfo info, CK_SESSION_HANDLE login_session, const Options& options)
+      : module_(module), info_(std::move(info)), login_session_(login_session), options_(options) {}
+
+ private:
+  // Returns a session from the pool, opening a new one when none is idle.
+  Result<PooledSession> Acquire();
+  void Release(CK_SESSION_HANDLE s, bool healthy);
+  Result<std::vector<CK_OBJECT_HANDLE>> FindObjects(CK_SESSION_HANDLE s, const std::vector<CK_ATTRIBUTE>& tmpl);
+  Result<KeyInfo> Describe(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub);
+  Result<std::vector<KeyInfo>> ListKeysLocked(CK_SESSION_HANDLE s);
+  bool LabelInUseLocked(CK_SESSION_HANDLE s, const std::string& label, Status& error);
+
+  Module& module_;
+  TokenInfo info_;
+  CK_SESSION_HANDLE login_session_;
+  Options options_;
+  std::mutex pool_mu_;
+  std::vector<CK_SESSION_HANDLE> idle_;
+  // Serialises key creation against object searches (SoftHSM 2.6.1 races, SoftHSMv2#576).
+  std::mutex objects_mu_;
+};
+
+class PooledSession final {
+ public:
+  PooledSession(Token* token, CK_SESSION_HANDLE handle) : token_(token), handle_(handle) {}
+  PooledSession(PooledSession&& o) noexcept
+      : token_(std::exchange(o.token_, nullptr)), handle_(o.handle_), healthy_(o.healthy_) {}
+  PooledSession& operator=(PooledSession&&) = delete;
+  PooledSession(const PooledSession&) = delete;  // exactly one holder returns the session
+  PooledSession& operator=(const PooledSession&) = delete;
+  ~PooledSession() {
+    if (token_ != nullptr) token_->Release(handle_, healthy_);
+  }
+  CK_SESSION_HANDLE get() const { return handle_; }
+  // Marks the session broken (closed instead of returned to the pool).
+  void MarkBroken() { healthy_ = false; }
+
+ private:
+  Token* token_;
+  CK_SESSION_HANDLE handle_;
+  bool healthy_ = true;
+};
+
+}  // namespace kubehsm::hsm
