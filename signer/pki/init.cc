@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include "common/file_util.h"
+#include "signer/jwt/sa_keys.h"
 #include "signer/pki/init_internal.h"
 #include "signer/pki/pem.h"
 #include "signer/pki/pki_files.h"
@@ -163,24 +164,25 @@ Status CaPhase(Runner& r) {
 }
 
 Status SaPhase(Runner& r) {
-  // TODO(issue 3): switch to signer/jwt's active-SA-key helper (sa_keys.h) once it lands, so that
-  // rotation and key ids stay in one place; until then the key is the store's "sa" label.
-  const std::string label(kServiceAccountKeyLabel);
+  // The service-account key is the active key of signer/jwt's rotation scheme (label
+  // "kubehsm-sa:active:<since>:<kid>"), so `kubehsm sa rotate` and init agree on it.
   const auto pub_path = SaPubPath(r.options.cert_dir);
-  Result<SigningKey> key = r.store.Find(label);
-  if (!key.ok() && key.status().code() != StatusCode::kNotFound) return key.status();
   const bool pub_exists = PathExists(pub_path);
-  if (!key.ok()) {
-    if (pub_exists && !r.options.overwrite) {
-      return FailedPrecondition(pub_path.string() + " exists but the token has no key '" + label +
-                                "': restore the key, remove sa.pub, or use --overwrite to create a new key");
-    }
-    key = r.store.Create(label, r.options.config.encryption_algorithm);
-    if (!key.ok()) return key.status().WithContext("creating the service-account key in the token");
-    ++r.summary.keys_created;
-    r.Say("[certs] Generating \"sa\" key and public key (key in the token as '" + label + "')");
-  } else {
+  Result<jwt::ActiveSaKey> active = jwt::FindActiveSaKey(r.store);
+  if (!active.ok() && active.status().code() != StatusCode::kFailedPrecondition) return active.status();
+  if (!active.ok() && pub_exists && !r.options.overwrite) {
+    return FailedPrecondition(pub_path.string() +
+                              " exists but the token has no active service-account key: restore the key, remove "
+                              "sa.pub, or use --overwrite to create a new key");
+  }
+  Result<SigningKey> key = active.ok() ? std::move(active->key) : jwt::EnsureActiveSaKey(r.store,
+                                                                                         r.options.config.encryption_algorithm);
+  if (!key.ok()) return key.status().WithContext("creating the service-account key in the token");
+  if (active.ok()) {
     r.Say("[certs] Using the existing \"sa\" key");
+  } else {
+    ++r.summary.keys_created;
+    r.Say("[certs] Generating \"sa\" key and public key (key in the token)");
   }
   KH_ASSIGN_OR_RETURN(std::string pem, PublicKeyToPem(key->public_key()));
   if (pub_exists) {
@@ -190,8 +192,9 @@ Status SaPhase(Runner& r) {
       return OkStatus();
     }
     if (!r.options.overwrite) {
-      return FailedPrecondition(pub_path.string() + " does not hold the public half of the token key '" + label +
-                                "' (use --overwrite to rewrite it)");
+      return FailedPrecondition(pub_path.string() +
+                                " does not hold the public half of the token's active service-account key (use "
+                                "--overwrite to rewrite it)");
     }
   }
   return r.Write(pub_path, pem, kSaPubMode);

@@ -3,7 +3,8 @@
 // MemoryKeyStore in tests); every other key is a software key written to disk, as kubeadm does.
 //
 // Token labels (kubehsm's choice, see CaProfile::key_label): "ca", "etcd-ca", "front-proxy-ca" for
-// the three CAs and "sa" for the service-account key. `ca.key`, `etcd/ca.key`,
+// the three CAs; the service-account key is signer/jwt's active SA key ("kubehsm-sa:active:..."),
+// created with jwt::EnsureActiveSaKey so that `kubehsm sa rotate` continues from it. `ca.key`, `etcd/ca.key`,
 // `front-proxy-ca.key` and `sa.key` are never written.
 //
 // Re-running is safe: a file or key that exists and is valid is kept and reported ("Using existing
@@ -57,7 +58,8 @@ struct RunSummary {
 // Runs one phase:
 //  - kCa: for each CA, find or create its key pair in `store` (type config.encryption_algorithm)
 //    and self-sign `<base>.crt` (0644) with the CA profile.
-//  - kSa: find or create the "sa" key pair in `store` and write `sa.pub` (PUBLIC KEY PEM, 0600).
+//  - kSa: find or create the active service-account key pair in `store` (jwt::EnsureActiveSaKey)
+//    and write `sa.pub` (PUBLIC KEY PEM, 0600).
 //  - kCerts: every leaf of LeafProfiles() (the etcd set unless config.external_etcd) with a fresh
 //    software key (`<base>.key` 0600, `<base>.crt` 0644). Needs the CAs (phase kCa).
 //  - kKubeconfig: admin, super-admin, kubelet, controller-manager and scheduler kubeconfigs (0600)

@@ -29,9 +29,6 @@ struct CaProfile {
   std::string_view long_name;  // "certificate authority" wording for messages
 };
 
-// The label of the service-account signing key pair in the token.
-inline constexpr std::string_view kServiceAccountKeyLabel = "sa";
-
 enum class ExtKeyUsage { kServerAuth, kClientAuth };
 
 // Which SAN rule of spec §1.1/§1.2 a leaf follows.

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "common/file_util.h"
+#include "signer/jwt/sa_keys.h"
 #include "signer/memory_key_store.h"
 #include "signer/pki/certificate.h"
 #include "signer/pki/init.h"
@@ -241,9 +242,11 @@ TEST_P(CertificateProfileTest, PemFilesUseGoLayout) {
   }
   EXPECT_TRUE(ReadFileBounded(options_.cert_dir / "sa.pub", 1 << 16)->starts_with("-----BEGIN PUBLIC KEY-----\n"));
   EXPECT_EQ(FileMode(options_.cert_dir / "sa.pub"), 0600);
-  auto sa = store_.Find(kServiceAccountKeyLabel);
+  auto sa = jwt::FindActiveSaKey(store_);
   ASSERT_TRUE(sa.ok());
-  EXPECT_EQ(sa->type(), GetParam());
+  EXPECT_EQ(sa->key.type(), GetParam());
+  EXPECT_EQ(PublicKeyToPem(sa->key.public_key()).value(),
+            ReadFileBounded(options_.cert_dir / "sa.pub", 1 << 16).value());
 }
 
 // `openssl verify` is the independent verifier: each certificate verifies against its own CA with

@@ -1,0 +1,8 @@
+# signer/pki suites (issue 3). Included from tests/CMakeLists.txt.
+kubehsm_test(pki_profiles_test LABEL unit SOURCES pki/profiles_test.cc LIBS kubehsm::pki)
+kubehsm_test(pki_certificates_test LABEL unit SOURCES pki/certificates_test.cc LIBS kubehsm::pki)
+# kubeadm config / kubeconfig YAML suites and common/base64.
+kubehsm_test(pki_config_test LABEL unit SOURCES pki/config_test.cc LIBS kubehsm::pki)
+kubehsm_test(pki_kubeconfig_test LABEL unit SOURCES pki/kubeconfig_test.cc LIBS kubehsm::pki)
+kubehsm_test(common_base64_test LABEL unit SOURCES common_base64_test.cc LIBS kubehsm::common OpenSSL::Crypto)
+kubehsm_test(pki_init_test LABEL unit SOURCES pki/init_test.cc LIBS kubehsm::pki)
