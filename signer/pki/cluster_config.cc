@@ -429,9 +429,11 @@ YAML::Node Find(const YAML::Node& map, std::string_view key) {
 }
 
 YAML::Node FindPath(const YAML::Node& root, std::initializer_list<std::string_view> keys) {
-  YAML::Node n = root;
+  // Node::operator= writes through to the referenced node; reset() rebinds the handle.
+  YAML::Node n;
+  n.reset(root);
   for (std::string_view k : keys) {
-    n = Find(n, k);
+    n.reset(Find(n, k));
     if (!n.IsDefined()) break;
   }
   return n;
@@ -508,10 +510,10 @@ Result<Parsed> ClassifyDocuments(const std::vector<YAML::Node>& docs) {
     }
     if (kind == "InitConfiguration") {
       KH_RETURN_IF_ERROR(CheckStruct(doc, InitConfigurationSchema(), "InitConfiguration", version));
-      parsed.init = Document{doc, version};
+      parsed.init.emplace(Document{doc, version});
     } else if (kind == "ClusterConfiguration") {
       KH_RETURN_IF_ERROR(CheckStruct(doc, ClusterConfigurationSchema(), "ClusterConfiguration", version));
-      parsed.cluster = Document{doc, version};
+      parsed.cluster.emplace(Document{doc, version});
     } else if (kind == "JoinConfiguration" ||
                (version == kV4 && (kind == "ResetConfiguration" || kind == "UpgradeConfiguration"))) {
       continue;  // other kubeadm commands' settings: nothing for the PKI
