@@ -1,7 +1,82 @@
+// kubehsm pki verify|tree (signer/pki/maintenance.h does the work; this file parses and prints).
+#include <iostream>
+
 #include "cli/command.h"
+#include "signer/pki/maintenance.h"
 
 namespace kubehsm::cli {
+namespace po = boost::program_options;
+namespace {
 
-int RunPki(Context& ctx, const Args&) { return ctx.Fail(FailedPrecondition("'pki' is not available yet")); }
+po::options_description DirFlags(const std::string& title) {
+  po::options_description d(title);
+  d.add_options()("cert-dir", po::value<std::string>()->default_value("/etc/kubernetes/pki"), "certificate directory")(
+      "kubeconfig-dir", po::value<std::string>()->default_value("/etc/kubernetes"), "kubeconfig directory");
+  return d;
+}
+
+int PkiVerify(Context& ctx, const Args& args) {
+  po::options_description d = DirFlags("kubehsm pki verify options");
+  d.add_options()("config", po::value<std::string>(),
+                  "kubeadm configuration file: also check node name and every configured SAN")(
+      "check-token", po::bool_switch(), "also check each CA certificate against its key in the token");
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx, "kubehsm pki verify [--cert-dir DIR] [--kubeconfig-dir DIR] [--config FILE] [--check-token]", d,
+                 nullptr, args, vm, code)) {
+    return code;
+  }
+  std::optional<signer::pki::ClusterConfig> config;
+  if (vm.count("config") != 0) {
+    auto c = signer::pki::LoadKubeadmConfig(vm["config"].as<std::string>());
+    if (!c.ok()) return ctx.Fail(c.status().WithContext("--config"));
+    config = *c;
+  }
+  signer::KeyStore* store = nullptr;
+  if (vm["check-token"].as<bool>()) {
+    auto s = ctx.KeyStore();
+    if (!s.ok()) return ctx.Fail(s.status());
+    store = *s;
+  }
+  const auto items = signer::pki::VerifyPki(vm["cert-dir"].as<std::string>(), vm["kubeconfig-dir"].as<std::string>(),
+                                            config ? &*config : nullptr, signer::pki::Clock::now(), store);
+  ctx.out() << signer::pki::FormatVerifyReport(items);
+  const auto failed = std::count_if(items.begin(), items.end(), [](const auto& i) { return !i.ok; });
+  if (failed != 0) {
+    ctx.err() << "kubehsm: error: " << failed << " of " << items.size() << " item(s) failed verification\n";
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+int PkiTree(Context& ctx, const Args& args) {
+  po::options_description d = DirFlags("kubehsm pki tree options");
+  d.add_options()("dot", po::bool_switch(), "print a Graphviz digraph instead of text");
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx, "kubehsm pki tree [--cert-dir DIR] [--kubeconfig-dir DIR] [--dot]", d, nullptr, args, vm, code)) {
+    return code;
+  }
+  ctx.out() << signer::pki::RenderPkiTree(vm["cert-dir"].as<std::string>(), vm["kubeconfig-dir"].as<std::string>(),
+                                          vm["dot"].as<bool>());
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunPki(Context& ctx, const Args& args) {
+  static constexpr const char* kHelp =
+      "Usage: kubehsm pki COMMAND [options]\n\n"
+      "  verify  check every certificate, key and kubeconfig against its CA, key, profile, validity and mode\n"
+      "  tree    print the chain of trust (--dot for Graphviz)\n";
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    ctx.out() << kHelp;
+    return args.empty() ? kExitUsage : kExitOk;
+  }
+  const Args rest(args.begin() + 1, args.end());
+  if (args[0] == "verify") return PkiVerify(ctx, rest);
+  if (args[0] == "tree") return PkiTree(ctx, rest);
+  return ctx.UsageError("unknown subcommand 'pki " + args[0] + "'");
+}
 
 }  // namespace kubehsm::cli

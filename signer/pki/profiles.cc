@@ -43,11 +43,16 @@ const std::vector<LeafProfile>& Leaves() {
 
 const std::vector<KubeconfigProfile>& Kubeconfigs() {
   static const std::vector<KubeconfigProfile> kKubeconfigs = {
-      {"admin.conf", "kubernetes-admin", {"kubeadm:cluster-admins"}, false, false, true},
-      {"super-admin.conf", "kubernetes-super-admin", {"system:masters"}, false, true, true},
-      {"kubelet.conf", "system:node:", {"system:nodes"}, false, true, false},
-      {"controller-manager.conf", "system:kube-controller-manager", {}, true, false, true},
-      {"scheduler.conf", "system:kube-scheduler", {}, true, false, true},
+      {"admin.conf", "kubernetes-admin", {"kubeadm:cluster-admins"}, false, false, true,
+       "certificate embedded in the kubeconfig file for the admin to use and for kubeadm itself"},
+      {"super-admin.conf", "kubernetes-super-admin", {"system:masters"}, false, true, true,
+       "certificate embedded in the kubeconfig file for the super-admin"},
+      {"kubelet.conf", "system:node:", {"system:nodes"}, false, true, false,
+       "certificate embedded in the kubeconfig file for the kubelet to use"},
+      {"controller-manager.conf", "system:kube-controller-manager", {}, true, false, true,
+       "certificate embedded in the kubeconfig file for the controller manager to use"},
+      {"scheduler.conf", "system:kube-scheduler", {}, true, false, true,
+       "certificate embedded in the kubeconfig file for the scheduler manager to use"},
   };
   return kKubeconfigs;
 }

@@ -55,6 +55,7 @@ struct KubeconfigProfile {
   bool local_endpoint;  // controller-manager/scheduler talk to the local API server
   bool init_only;       // super-admin.conf and kubelet.conf: written by init, not for other nodes
   bool renewable;       // kubelet.conf is never renewed and not listed by check-expiration
+  std::string_view long_name;  // kubeadm's renew wording
 };
 
 // The CAs in kubeadm's order: ca, front-proxy-ca, etcd-ca.

@@ -1,0 +1,648 @@
+#include "signer/pki/maintenance.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <ctime>
+#include <map>
+#include <sstream>
+
+#include "common/file_util.h"
+#include "signer/pki/init_internal.h"
+#include "signer/pki/kubeconfig.h"
+#include "signer/pki/pem.h"
+#include "signer/pki/pki_files.h"
+#include "signer/pki/profiles.h"
+
+namespace kubehsm::signer::pki {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string FormatTime(Clock::time_point t, const char* fmt) {
+  const time_t secs = Clock::to_time_t(t);
+  struct tm tm {};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  strftime(buf, sizeof(buf), fmt, &tm);
+  return buf;
+}
+
+// Go's "Jan 02, 2006 15:04 MST" in UTC.
+std::string GoExpiryTime(Clock::time_point t) { return FormatTime(t, "%b %d, %Y %H:%M UTC"); }
+std::string Rfc3339(Clock::time_point t) { return FormatTime(t, "%Y-%m-%dT%H:%M:%SZ"); }
+
+// Loads the client certificate embedded in a kubeconfig.
+Result<X509Ptr> LoadKubeconfigCert(const fs::path& path) {
+  KH_ASSIGN_OR_RETURN(std::string text, ReadFileBounded(path, kMaxPemFileBytes));
+  Result<KubeconfigCredentials> creds = ReadKubeconfig(text);
+  if (!creds.ok()) return creds.status().WithContext(path.string());
+  if (creds->client_cert_pem.empty()) return InvalidArgument(path.string() + ": no client-certificate-data");
+  Result<X509Ptr> cert = ParseCertificatePem(creds->client_cert_pem);
+  if (!cert.ok()) return cert.status().WithContext(path.string());
+  return cert;
+}
+
+bool CaExternallyManaged(KeyStore* store, const CaProfile& ca) {
+  return store != nullptr && !store->Find(ca.key_label).ok();
+}
+
+// Go's text/tabwriter with minwidth 10, tabwidth 4, padding 3, padchar ' ', no flags, for a block
+// of lines that all have the same number of cells: every cell but the last is padded to its
+// column's width max(minwidth, widest cell + padding).
+void TabWrite(std::string& out, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    for (size_t c = 0; c + 1 < row.size(); ++c) {
+      if (width.size() <= c) width.push_back(10);
+      width[c] = std::max(width[c], row[c].size() + 3);
+    }
+  }
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size(); ++c) {
+      out += row[c];
+      if (c + 1 < row.size()) out.append(width[c] - row[c].size(), ' ');
+    }
+    out += '\n';
+  }
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+int64_t Residual(const ExpirationReport& r, const ExpirationItem& item) {
+  return std::chrono::duration_cast<std::chrono::seconds>(item.expires - r.now).count();
+}
+
+int FileMode(const fs::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return -1;
+  return static_cast<int>(st.st_mode & 07777);
+}
+
+std::string Octal(int mode) {
+  char buf[8];
+  snprintf(buf, sizeof(buf), "%04o", mode);
+  return buf;
+}
+
+}  // namespace
+
+// ---- check-expiration ------------------------------------------------------------------------
+
+Result<ExpirationReport> CheckExpiration(const fs::path& cert_dir, const fs::path& kubeconfig_dir,
+                                         const ClusterConfig& config, Clock::time_point now, KeyStore* store) {
+  ExpirationReport report;
+  report.now = now;
+  auto add = [&](std::vector<ExpirationItem>& list, std::string name, std::string ca_name, bool external,
+                 Result<X509Ptr> cert) -> Status {
+    ExpirationItem item{std::move(name), {}, std::move(ca_name), external, false};
+    if (!cert.ok()) {
+      if (cert.status().code() != StatusCode::kNotFound) return cert.status();
+      item.missing = true;
+    } else {
+      KH_ASSIGN_OR_RETURN(Validity v, CertificateValidity(cert->get()));
+      item.expires = v.not_after;
+    }
+    list.push_back(std::move(item));
+    return OkStatus();
+  };
+  for (const LeafProfile& leaf : LeafProfiles()) {
+    if (leaf.etcd && config.external_etcd) continue;
+    const CaProfile& ca = GetCaProfile(leaf.ca);
+    KH_RETURN_IF_ERROR(add(report.certificates, std::string(leaf.name), std::string(ca.name),
+                           CaExternallyManaged(store, ca), LoadCertificateFile(CertPath(cert_dir, leaf.file_base))));
+  }
+  const CaProfile& root = GetCaProfile(CaId::kCa);
+  for (const KubeconfigProfile& kc : KubeconfigProfiles()) {
+    if (!kc.renewable) continue;
+    KH_RETURN_IF_ERROR(add(report.certificates, std::string(kc.file_name), std::string(root.name),
+                           CaExternallyManaged(store, root), LoadKubeconfigCert(kubeconfig_dir / kc.file_name)));
+  }
+  std::sort(report.certificates.begin(), report.certificates.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+  for (const CaProfile& ca : CaProfiles()) {
+    if (ca.id == CaId::kEtcdCa && config.external_etcd) continue;
+    KH_RETURN_IF_ERROR(add(report.authorities, std::string(ca.name), "", CaExternallyManaged(store, ca),
+                           LoadCertificateFile(CertPath(cert_dir, ca.file_base))));
+  }
+  std::sort(report.authorities.begin(), report.authorities.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+  return report;
+}
+
+std::string ShortHumanDuration(std::chrono::seconds d) {
+  const int64_t s = d.count();
+  if (s < -1) return "<invalid>";
+  if (s < 0) return "0s";
+  if (s < 60) return std::to_string(s) + "s";
+  if (s / 60 < 60) return std::to_string(s / 60) + "m";
+  const int64_t hours = s / 3600;
+  if (hours < 24) return std::to_string(hours) + "h";
+  if (hours < 24 * 365) return std::to_string(hours / 24) + "d";
+  return std::to_string(hours / 24 / 365) + "y";
+}
+
+std::string FormatExpirationText(const ExpirationReport& report) {
+  auto yes_no = [](bool b) {
+    std::string s = b ? "yes" : "no";
+    s.resize(8, ' ');  // Go's %-8v
+    return s;
+  };
+  std::string out;
+  std::vector<std::vector<std::string>> rows = {
+      {"CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY", "EXTERNALLY MANAGED"}};
+  for (const auto& c : report.certificates) {
+    if (c.missing) {
+      rows.push_back({"!MISSING! " + c.name, "", "", "", ""});
+    } else {
+      rows.push_back({c.name, GoExpiryTime(c.expires), ShortHumanDuration(std::chrono::seconds(Residual(report, c))),
+                      c.ca_name, yes_no(c.externally_managed)});
+    }
+  }
+  TabWrite(out, rows);
+  out += '\n';
+  rows = {{"CERTIFICATE AUTHORITY", "EXPIRES", "RESIDUAL TIME", "EXTERNALLY MANAGED"}};
+  for (const auto& c : report.authorities) {
+    if (c.missing) {
+      rows.push_back({"!MISSING! " + c.name, "", "", ""});
+    } else {
+      rows.push_back({c.name, GoExpiryTime(c.expires), ShortHumanDuration(std::chrono::seconds(Residual(report, c))),
+                      yes_no(c.externally_managed)});
+    }
+  }
+  TabWrite(out, rows);
+  return out;
+}
+
+std::string FormatExpirationJson(const ExpirationReport& report) {
+  // cli-runtime's JSON printer: json.MarshalIndent with four spaces, struct field order.
+  std::string out = "{\n    \"kind\": \"CertificateExpirationInfo\",\n"
+                    "    \"apiVersion\": \"output.kubeadm.k8s.io/v1alpha3\",\n";
+  auto list = [&](const char* key, const std::vector<ExpirationItem>& items, bool last) {
+    out += std::string("    ") + JsonString(key) + ": [";
+    for (size_t i = 0; i < items.size(); ++i) {
+      const auto& c = items[i];
+      out += i == 0 ? "\n" : ",\n";
+      out += "        {\n";
+      out += "            \"name\": " + JsonString(c.name) + ",\n";
+      out += "            \"expirationDate\": " + (c.missing ? std::string("null") : JsonString(Rfc3339(c.expires))) +
+             ",\n";
+      out += "            \"residualTime\": " + std::to_string(c.missing ? 0 : Residual(report, c)) + ",\n";
+      if (!c.ca_name.empty()) out += "            \"caName\": " + JsonString(c.ca_name) + ",\n";
+      out += std::string("            \"externallyManaged\": ") + (c.externally_managed ? "true" : "false") + ",\n";
+      out += std::string("            \"missing\": ") + (c.missing ? "true" : "false") + "\n";
+      out += "        }";
+    }
+    out += items.empty() ? "]" : "\n    ]";
+    out += last ? "\n" : ",\n";
+  };
+  list("certificates", report.certificates, false);
+  list("certificateAuthorities", report.authorities, true);
+  return out + "}\n";
+}
+
+std::string FormatExpirationYaml(const ExpirationReport& report) {
+  // sigs.k8s.io/yaml: keys sorted alphabetically.
+  std::string out = "apiVersion: output.kubeadm.k8s.io/v1alpha3\n";
+  auto list = [&](const char* key, const std::vector<ExpirationItem>& items) {
+    out += std::string(key) + ":" + (items.empty() ? " []\n" : "\n");
+    for (const auto& c : items) {
+      bool first = true;
+      auto field = [&](const std::string& k, const std::string& v) {
+        out += (first ? "- " : "  ") + k + ": " + v + "\n";
+        first = false;
+      };
+      if (!c.ca_name.empty()) field("caName", c.ca_name);
+      field("expirationDate", c.missing ? "null" : "\"" + Rfc3339(c.expires) + "\"");
+      field("externallyManaged", c.externally_managed ? "true" : "false");
+      field("missing", c.missing ? "true" : "false");
+      field("name", c.name);
+      field("residualTime", std::to_string(c.missing ? 0 : Residual(report, c)));
+    }
+  };
+  list("certificateAuthorities", report.authorities);
+  list("certificates", report.certificates);
+  return out + "kind: CertificateExpirationInfo\n";
+}
+
+// ---- renew -----------------------------------------------------------------------------------
+
+std::vector<std::string> RenewableNames() {
+  std::vector<std::string> names;
+  for (const auto& l : LeafProfiles()) names.emplace_back(l.name);
+  for (const auto& k : KubeconfigProfiles()) {
+    if (k.renewable) names.emplace_back(k.file_name);
+  }
+  return names;
+}
+
+Result<RunSummary> RenewCertificates(KeyStore& store, const std::vector<std::string>& names,
+                                     const PkiOptions& options) {
+  internal::Runner r{store, options, {}};
+  std::vector<std::string> todo;
+  const bool all = names.size() == 1 && names[0] == "all";
+  if (all) {
+    for (const auto& n : RenewableNames()) {
+      const LeafProfile* leaf = FindLeafProfile(n);
+      if (leaf != nullptr && leaf->etcd && options.config.external_etcd) continue;
+      todo.push_back(n);
+    }
+  } else {
+    for (const auto& n : names) {
+      const auto valid = RenewableNames();
+      if (std::find(valid.begin(), valid.end(), n) == valid.end()) {
+        return InvalidArgument("unknown certificate '" + n + "' (one of: all, " + [&] {
+          std::string s;
+          for (const auto& v : valid) s += (s.empty() ? "" : ", ") + v;
+          return s;
+        }() + ")");
+      }
+      todo.push_back(n);
+    }
+  }
+  std::map<CaId, Result<internal::LoadedCa>> cas;
+  auto ca_for = [&](CaId id) -> Result<internal::LoadedCa>& {
+    auto it = cas.find(id);
+    if (it == cas.end()) it = cas.emplace(id, r.LoadCa(GetCaProfile(id), options.cert_dir)).first;
+    return it->second;
+  };
+  for (const auto& name : todo) {
+    const LeafProfile* leaf = FindLeafProfile(name);
+    const KubeconfigProfile* kc = FindKubeconfigProfile(name);
+    const std::string long_name(leaf != nullptr ? leaf->long_name : kc->long_name);
+    const CaId ca_id = leaf != nullptr ? leaf->ca : CaId::kCa;
+    const fs::path path = leaf != nullptr ? CertPath(options.cert_dir, leaf->file_base) : options.kubeconfig_dir / name;
+    std::string kubeconfig_text;
+    Result<X509Ptr> old = NotFound("");
+    if (leaf != nullptr) {
+      old = LoadCertificateFile(path);
+    } else if (PathExists(path)) {
+      KH_ASSIGN_OR_RETURN(kubeconfig_text, ReadFileBounded(path, kMaxPemFileBytes));
+      old = LoadKubeconfigCert(path);
+    }
+    if (!old.ok()) {
+      if (old.status().code() != StatusCode::kNotFound) return old.status();
+      r.Say("MISSING! " + long_name);
+      if (!all) return NotFound(path.string() + " does not exist");
+      continue;
+    }
+    Result<internal::LoadedCa>& ca = ca_for(ca_id);
+    if (!ca.ok()) {
+      if (ca.status().code() == StatusCode::kNotFound) {
+        r.Say("Detected external " + std::string(GetCaProfile(ca_id).name) + ", " + long_name + " can't be renewed");
+        if (!all) return ca.status();
+        continue;
+      }
+      return ca.status();
+    }
+    KH_ASSIGN_OR_RETURN(CertSpec spec, SpecFromCertificate(old->get()));
+    spec.is_ca = false;
+    Normalize(spec.sans);
+    KH_ASSIGN_OR_RETURN(internal::KeyAndCert kc_pair, r.IssueWithNewKey(*ca, spec, r.LeafValidity()));
+    if (leaf != nullptr) {
+      KH_RETURN_IF_ERROR(r.WriteKeyAndCert(leaf->file_base, kc_pair));
+    } else {
+      KH_ASSIGN_OR_RETURN(std::string ca_pem, CertificateToPem(ca->cert.get()));
+      KH_ASSIGN_OR_RETURN(std::string updated, UpdateKubeconfigCredentials(kubeconfig_text, kc_pair.cert_pem,
+                                                                           kc_pair.key_pem, ca_pem));
+      KH_RETURN_IF_ERROR(r.Write(path, updated, kKubeconfigMode));
+    }
+    r.Say(long_name + " renewed");
+  }
+  if (all) {
+    r.Say("");
+    r.Say("Done renewing certificates. You must restart the kube-apiserver, kube-controller-manager, kube-scheduler "
+          "and etcd, so that they can use the new certificates.");
+  }
+  return r.summary;
+}
+
+// ---- verify ----------------------------------------------------------------------------------
+
+namespace {
+
+void CheckMode(VerifyItem& item, const fs::path& p, int want) {
+  const int mode = FileMode(p);
+  if (mode >= 0 && (mode & ~want) != 0) {
+    item.problems.push_back(p.filename().string() + " has mode " + Octal(mode) + ", want " + Octal(want));
+  }
+}
+
+void CheckValidity(VerifyItem& item, const X509* cert, Clock::time_point now) {
+  Result<Validity> v = CertificateValidity(cert);
+  if (!v.ok()) {
+    item.problems.push_back(v.status().message());
+  } else if (now < v->not_before) {
+    item.problems.push_back("not valid before " + Rfc3339(v->not_before));
+  } else if (now > v->not_after) {
+    item.problems.push_back("expired at " + Rfc3339(v->not_after));
+  }
+}
+
+// The profile checks shared by leaves and kubeconfig client certificates.
+void CheckLeafProfile(VerifyItem& item, const X509* cert, const X509* ca, const CertSpec& want, bool check_cn,
+                      bool check_sans) {
+  Status chain = VerifyIssuedBy(cert, ca);
+  if (!chain.ok()) item.problems.push_back("does not chain to its CA: " + chain.message());
+  Result<CertSpec> have = SpecFromCertificate(cert);
+  if (!have.ok()) {
+    item.problems.push_back(have.status().message());
+    return;
+  }
+  if (check_cn && have->common_name != want.common_name) {
+    item.problems.push_back("CN is '" + have->common_name + "', profile wants '" + want.common_name + "'");
+  }
+  if (!check_cn && have->common_name.empty()) item.problems.push_back("empty CN");
+  if (have->organizations != want.organizations) item.problems.push_back("subject O differs from the profile");
+  if (have->is_ca) item.problems.push_back("is a CA certificate");
+  if (have->ext_key_usages != want.ext_key_usages) item.problems.push_back("ExtKeyUsage differs from the profile");
+  bool critical = false;
+  Result<std::string> ku = ExtensionDer(cert, NID_key_usage, &critical);
+  if (!ku.ok() || *ku != std::string("\x03\x02\x05\xA0", 4) || !critical) {
+    item.problems.push_back("KeyUsage is not critical digitalSignature+keyEncipherment");
+  }
+  Result<std::string> bc = ExtensionDer(cert, NID_basic_constraints, &critical);
+  if (!bc.ok() || *bc != std::string("\x30\x00", 2) || !critical) {
+    item.problems.push_back("BasicConstraints is not critical CA:FALSE");
+  }
+  if (ExtensionDer(cert, NID_subject_key_identifier).ok()) item.problems.push_back("has a SubjectKeyIdentifier");
+  const ASN1_OCTET_STRING* ca_ski = X509_get0_subject_key_id(const_cast<X509*>(ca));
+  const ASN1_OCTET_STRING* aki = X509_get0_authority_key_id(const_cast<X509*>(cert));
+  if (ca_ski != nullptr && (aki == nullptr || ASN1_OCTET_STRING_cmp(aki, ca_ski) != 0)) {
+    item.problems.push_back("AuthorityKeyIdentifier is not the CA's SubjectKeyIdentifier");
+  }
+  if (check_sans) {
+    for (const auto& d : want.sans.dns) {
+      if (std::find(have->sans.dns.begin(), have->sans.dns.end(), d) == have->sans.dns.end()) {
+        item.problems.push_back("missing DNS SAN " + d);
+      }
+    }
+    for (const auto& ip : want.sans.ips) {
+      if (std::find(have->sans.ips.begin(), have->sans.ips.end(), ip) == have->sans.ips.end()) {
+        item.problems.push_back("missing IP SAN " + ip);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<VerifyItem> VerifyPki(const fs::path& cert_dir, const fs::path& kubeconfig_dir,
+                                  const ClusterConfig* config, Clock::time_point now, KeyStore* store) {
+  std::vector<VerifyItem> items;
+  std::map<CaId, X509Ptr> cas;
+  const bool external_etcd = config != nullptr && config->external_etcd;
+  for (const CaProfile& ca : CaProfiles()) {
+    if (ca.id == CaId::kEtcdCa && external_etcd) continue;
+    VerifyItem item{std::string(ca.name), CertPath(cert_dir, ca.file_base).string()};
+    Result<X509Ptr> cert = LoadCertificateFile(item.path);
+    if (!cert.ok()) {
+      item.problems.push_back(cert.status().message());
+    } else {
+      if (!X509_check_ca(cert->get())) item.problems.push_back("not a CA certificate");
+      if (!VerifyIssuedBy(cert->get(), cert->get()).ok()) item.problems.push_back("not self-signed");
+      Result<CertSpec> spec = SpecFromCertificate(cert->get());
+      if (spec.ok() && spec->common_name != ca.common_name) {
+        item.problems.push_back("CN is '" + spec->common_name + "', profile wants '" + std::string(ca.common_name) + "'");
+      }
+      bool critical = false;
+      Result<std::string> ku = ExtensionDer(cert->get(), NID_key_usage, &critical);
+      if (!ku.ok() || *ku != std::string("\x03\x02\x02\xA4", 4) || !critical) {
+        item.problems.push_back("KeyUsage is not critical digitalSignature+keyEncipherment+keyCertSign");
+      }
+      if (!ExtensionDer(cert->get(), NID_subject_key_identifier).ok()) item.problems.push_back("no SubjectKeyIdentifier");
+      CheckValidity(item, cert->get(), now);
+      if (store != nullptr) {
+        Result<SigningKey> key = store->Find(ca.key_label);
+        if (!key.ok()) {
+          item.problems.push_back("no token key '" + std::string(ca.key_label) + "'");
+        } else if (!CertificateHasKey(cert->get(), key->public_key())) {
+          item.problems.push_back("does not match the token key '" + std::string(ca.key_label) + "'");
+        }
+      }
+      cas[ca.id] = std::move(cert).value();
+    }
+    CheckMode(item, item.path, kCertMode);
+    if (PathExists(KeyPath(cert_dir, ca.file_base))) {
+      item.problems.push_back("a CA private key is on disk (" + KeyPath(cert_dir, ca.file_base).string() +
+                              "); kubehsm keeps it in the token");
+    }
+    items.push_back(std::move(item));
+  }
+  {
+    VerifyItem item{"sa", SaPubPath(cert_dir).string()};
+    Result<std::string> pem = ReadFileBounded(item.path, kMaxPemFileBytes);
+    if (!pem.ok()) {
+      item.problems.push_back(pem.status().message());
+    } else if (!ParsePublicKeyPem(*pem).ok()) {
+      item.problems.push_back("not a PUBLIC KEY PEM");
+    }
+    CheckMode(item, item.path, kSaPubMode);
+    if (PathExists(cert_dir / "sa.key")) item.problems.push_back("sa.key is on disk; kubehsm keeps it in the token");
+    items.push_back(std::move(item));
+  }
+  for (const LeafProfile& leaf : LeafProfiles()) {
+    if (leaf.etcd && external_etcd) continue;
+    VerifyItem item{std::string(leaf.name), CertPath(cert_dir, leaf.file_base).string()};
+    Result<X509Ptr> cert = LoadCertificateFile(item.path);
+    Result<EvpPkeyPtr> key = LoadPrivateKeyFile(KeyPath(cert_dir, leaf.file_base));
+    if (!cert.ok()) item.problems.push_back(cert.status().message());
+    if (!key.ok()) item.problems.push_back(key.status().message());
+    auto ca = cas.find(leaf.ca);
+    if (cert.ok()) {
+      if (key.ok() && !CertificateHasKey(cert->get(), key->get())) item.problems.push_back("key does not match");
+      CertSpec want;
+      bool check_cn = !leaf.common_name.empty();
+      if (config != nullptr) {
+        Result<CertSpec> w = LeafSpec(leaf, *config, nullptr);
+        if (w.ok()) want = *w;
+        check_cn = true;
+      } else {
+        want.common_name = leaf.common_name;
+        for (auto o : leaf.organizations) want.organizations.emplace_back(o);
+        want.ext_key_usages = leaf.ext_key_usages;
+        if (leaf.sans == SanRule::kApiServer) {
+          want.sans.dns = {"kubernetes", "kubernetes.default", "kubernetes.default.svc"};
+        } else if (leaf.sans != SanRule::kNone) {
+          want.sans.dns = {"localhost"};
+          want.sans.ips = {"127.0.0.1"};
+        }
+      }
+      if (ca != cas.end()) {
+        CheckLeafProfile(item, cert->get(), ca->second.get(), want, check_cn, true);
+      } else {
+        item.problems.push_back("its CA " + std::string(GetCaProfile(leaf.ca).name) + " is not usable");
+      }
+      CheckValidity(item, cert->get(), now);
+    }
+    CheckMode(item, item.path, kCertMode);
+    CheckMode(item, KeyPath(cert_dir, leaf.file_base), kKeyMode);
+    items.push_back(std::move(item));
+  }
+  auto root = cas.find(CaId::kCa);
+  for (const KubeconfigProfile& kc : KubeconfigProfiles()) {
+    const fs::path path = kubeconfig_dir / kc.file_name;
+    VerifyItem item{std::string(kc.file_name), path.string()};
+    if (!PathExists(path) && kc.init_only) {
+      item.note = "absent (written by init only)";
+      items.push_back(std::move(item));
+      continue;
+    }
+    Result<std::string> text = ReadFileBounded(path, kMaxPemFileBytes);
+    Result<KubeconfigCredentials> creds =
+        text.ok() ? ReadKubeconfig(*text) : Result<KubeconfigCredentials>(text.status());
+    if (!creds.ok()) {
+      item.problems.push_back(creds.status().message());
+    } else if (creds->client_cert_pem.empty() && !creds->client_cert_file.empty()) {
+      item.note = "client certificate in " + creds->client_cert_file + " (not checked)";
+    } else {
+      Result<X509Ptr> cert = ParseCertificatePem(creds->client_cert_pem);
+      Result<EvpPkeyPtr> key = ParsePrivateKeyPem(creds->client_key_pem);
+      if (!cert.ok()) item.problems.push_back("client certificate: " + cert.status().message());
+      if (!key.ok()) item.problems.push_back("client key: " + key.status().message());
+      if (root != cas.end()) {
+        Result<std::string> ca_pem = CertificateToPem(root->second.get());
+        if (ca_pem.ok() && creds->ca_pem != *ca_pem) {
+          item.problems.push_back("certificate-authority-data is not ca.crt");
+        }
+      }
+      if (cert.ok()) {
+        if (key.ok() && !CertificateHasKey(cert->get(), key->get())) item.problems.push_back("key does not match");
+        ClusterConfig defaults;
+        if (config != nullptr) defaults = *config;
+        const CertSpec want = KubeconfigClientSpec(kc, defaults);
+        const bool is_kubelet = kc.common_name == "system:node:";
+        if (root != cas.end()) {
+          CheckLeafProfile(item, cert->get(), root->second.get(), want, !is_kubelet || config != nullptr, false);
+        }
+        Result<CertSpec> have = SpecFromCertificate(cert->get());
+        if (is_kubelet && have.ok() && !have->common_name.starts_with("system:node:")) {
+          item.problems.push_back("CN is not system:node:<name>");
+        }
+        CheckValidity(item, cert->get(), now);
+      }
+    }
+    CheckMode(item, path, kKubeconfigMode);
+    items.push_back(std::move(item));
+  }
+  for (auto& item : items) item.ok = item.problems.empty();
+  return items;
+}
+
+std::string FormatVerifyReport(const std::vector<VerifyItem>& items) {
+  size_t name_width = 0;
+  for (const auto& i : items) name_width = std::max(name_width, i.name.size());
+  std::string out;
+  for (const auto& i : items) {
+    std::string line = i.ok ? (i.note.empty() ? "OK      " : "SKIP    ") : "FAIL    ";
+    line += i.name + std::string(name_width - i.name.size() + 2, ' ') + i.path;
+    if (!i.ok) {
+      line += ": ";
+      for (size_t k = 0; k < i.problems.size(); ++k) line += (k ? "; " : "") + i.problems[k];
+    } else if (!i.note.empty()) {
+      line += ": " + i.note;
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+// ---- tree ------------------------------------------------------------------------------------
+
+namespace {
+
+struct TreeLeaf {
+  std::string name;
+  std::string files;
+  std::string users;
+};
+
+std::string Consumers(std::string_view name) {
+  static const std::map<std::string_view, std::string_view> kUsers = {
+      {"apiserver", "kube-apiserver --tls-cert-file/--tls-private-key-file"},
+      {"apiserver-kubelet-client", "kube-apiserver --kubelet-client-certificate/--kubelet-client-key"},
+      {"front-proxy-client", "kube-apiserver --proxy-client-cert-file/--proxy-client-key-file"},
+      {"etcd-server", "etcd --cert-file/--key-file"},
+      {"etcd-peer", "etcd --peer-cert-file/--peer-key-file"},
+      {"etcd-healthcheck-client", "etcd liveness probe, kubeadm's and etcdctl's etcd client"},
+      {"apiserver-etcd-client", "kube-apiserver --etcd-certfile/--etcd-keyfile"},
+      {"admin.conf", "kubectl (group kubeadm:cluster-admins)"},
+      {"super-admin.conf", "break-glass kubectl (group system:masters)"},
+      {"kubelet.conf", "kubelet --kubeconfig (group system:nodes)"},
+      {"controller-manager.conf", "kube-controller-manager --kubeconfig"},
+      {"scheduler.conf", "kube-scheduler --kubeconfig"},
+      {"ca", "kube-apiserver --client-ca-file, kube-controller-manager --root-ca-file, kubelet clientCAFile"},
+      {"front-proxy-ca", "kube-apiserver --requestheader-client-ca-file"},
+      {"etcd-ca", "etcd --trusted-ca-file/--peer-trusted-ca-file, kube-apiserver --etcd-cafile"},
+  };
+  auto it = kUsers.find(name);
+  return it == kUsers.end() ? "" : std::string(it->second);
+}
+
+}  // namespace
+
+std::string RenderPkiTree(const fs::path& cert_dir, const fs::path& kubeconfig_dir, bool dot) {
+  struct Node {
+    const CaProfile* ca;
+    std::vector<TreeLeaf> leaves;
+  };
+  std::vector<Node> nodes;
+  for (const CaProfile& ca : CaProfiles()) {
+    Node n{&ca, {}};
+    for (const LeafProfile& l : LeafProfiles()) {
+      if (l.ca != ca.id) continue;
+      n.leaves.push_back({std::string(l.name),
+                          CertPath(cert_dir, l.file_base).string() + " + .key", Consumers(l.name)});
+    }
+    if (ca.id == CaId::kCa) {
+      for (const KubeconfigProfile& k : KubeconfigProfiles()) {
+        n.leaves.push_back({std::string(k.file_name), (kubeconfig_dir / k.file_name).string(), Consumers(k.file_name)});
+      }
+    }
+    nodes.push_back(std::move(n));
+  }
+  std::string out;
+  if (dot) {
+    out += "digraph kubehsm_pki {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n";
+    out += "  token [label=\"PKCS#11 token\", shape=cylinder];\n";
+    for (const auto& n : nodes) {
+      const std::string id = "\"" + std::string(n.ca->name) + "\"";
+      out += "  " + id + " [label=\"" + std::string(n.ca->name) + "\\nCN=" + std::string(n.ca->common_name) + "\\n" +
+             CertPath(cert_dir, n.ca->file_base).string() + "\", style=bold];\n";
+      out += "  token -> " + id + " [label=\"key '" + std::string(n.ca->key_label) + "'\"];\n";
+      for (const auto& l : n.leaves) {
+        out += "  \"" + l.name + "\" [label=\"" + l.name + "\\n" + l.files + "\\n" + l.users + "\"];\n";
+        out += "  " + id + " -> \"" + l.name + "\";\n";
+      }
+    }
+    out += "  sa [label=\"sa (active service-account key)\\n" + SaPubPath(cert_dir).string() +
+           "\\nkube-apiserver --service-account-key-file\"];\n";
+    out += "  token -> sa [label=\"key 'kubehsm-sa:active:...'\"];\n";
+    return out + "}\n";
+  }
+  out += "PKCS#11 token (private keys never leave it)\n";
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const auto& n = nodes[i];
+    out += "├── " + std::string(n.ca->name) + "  [token key '" + std::string(n.ca->key_label) + "', CN=" +
+           std::string(n.ca->common_name) + "]  " + CertPath(cert_dir, n.ca->file_base).string() + "\n";
+    out += "│   │   used by: " + Consumers(n.ca->name) + "\n";
+    for (size_t j = 0; j < n.leaves.size(); ++j) {
+      const bool last = j + 1 == n.leaves.size();
+      const auto& l = n.leaves[j];
+      out += std::string("│   ") + (last ? "└── " : "├── ") + l.name + "  " + l.files + "\n";
+      out += std::string("│   ") + (last ? "    " : "│   ") + "    used by: " + l.users + "\n";
+    }
+  }
+  out += "└── sa  [token key 'kubehsm-sa:active:...']  " + SaPubPath(cert_dir).string() + "\n";
+  out += "        used by: kube-apiserver --service-account-key-file (signing: kubehsm, through the token)\n";
+  return out;
+}
+
+}  // namespace kubehsm::signer::pki
