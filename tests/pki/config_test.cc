@@ -665,6 +665,10 @@ TEST(ConfigTest, ParseFailsOnDeepNesting) {
   // Beyond yaml-cpp's own recursion guard, still a clean error.
   std::string deeper = std::string(5000, '[') + std::string(5000, ']');
   ExpectInvalid(deeper, {"nesting deeper than 64"});
+  // Block-style nesting, one space per level.
+  std::string block;
+  for (int i = 0; i < 1000; ++i) block += std::string(static_cast<std::size_t>(i), ' ') + "a:\n";
+  ExpectInvalid(block, {"nesting deeper than 64"});
 }
 
 TEST(ConfigTest, ParseFailsOnAliasBomb) {
