@@ -93,6 +93,9 @@ constexpr CommandEntry kCommands[] = {
     {"certs", RunCerts, "issue, renew and check kubeadm certificates; sign CSRs"},
     {"pki", RunPki, "verify a pki directory; print the chain of trust"},
     {"sa", RunSa, "service-account tokens: sign, verify, jwks, discovery, rotation"},
+    {"serve", RunServe, "serve kube-apiserver's ExternalJWTSigner gRPC API on a Unix socket"},
+    {"ledger", RunLedger, "the issuance ledger: list, show, export"},
+    {"audit", RunAudit, "the audit trail: verify, show"},
     {"keys", RunKeys, "keys in the token: generate, list, pubkey"},
     {"token", RunToken, "tokens of the module: list, init"},
 };

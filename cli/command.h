@@ -79,5 +79,8 @@ int RunInit(Context& ctx, const Args& args);   // cli/cmd_init.cc
 int RunCerts(Context& ctx, const Args& args);  // cli/cmd_certs.cc
 int RunPki(Context& ctx, const Args& args);    // cli/cmd_pki.cc
 int RunSa(Context& ctx, const Args& args);     // cli/cmd_sa.cc
+int RunServe(Context& ctx, const Args& args);  // cli/cmd_serve.cc
+int RunLedger(Context& ctx, const Args& args); // cli/cmd_ledger.cc
+int RunAudit(Context& ctx, const Args& args);  // cli/cmd_ledger.cc
 
 }  // namespace kubehsm::cli

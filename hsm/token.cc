@@ -577,6 +577,20 @@ Result<std::string> Token::SignDigest(const KeyInfo& key, std::string_view diges
   return sig;
 }
 
+Status Token::CheckHealth() {
+  CK_FUNCTION_LIST* f = module_.fn();
+  CK_TOKEN_INFO ti{};
+  CK_RV rv = f->C_GetTokenInfo(info_.slot_id, &ti);
+  if (rv != CKR_OK) return RvStatus(IsTransientRv(rv) ? rv : CKR_DEVICE_ERROR, "C_GetTokenInfo of token '" + info_.label + "'");
+  CK_SESSION_INFO si{};
+  rv = f->C_GetSessionInfo(login_session_, &si);
+  if (rv != CKR_OK) return RvStatus(IsTransientRv(rv) ? rv : CKR_DEVICE_ERROR, "C_GetSessionInfo on token '" + info_.label + "'");
+  if (si.state != CKS_RW_USER_FUNCTIONS && si.state != CKS_RO_USER_FUNCTIONS) {
+    return Unauthenticated("token '" + info_.label + "' is no longer logged in");
+  }
+  return OkStatus();
+}
+
 std::string Token::KeyUri(const KeyInfo& key) const {
   Pkcs11Uri u;
   u.model = info_.model;

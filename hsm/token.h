@@ -105,6 +105,12 @@ class Token final {
   // it). `digest_name` is "SHA256", "SHA384" or "SHA512". Thread-safe (one pooled session per call).
   Result<std::string> SignDigest(const KeyInfo& key, std::string_view digest_name, std::string_view digest);
 
+  // Checks that the token is present and this process is still logged in (C_GetTokenInfo and
+  // C_GetSessionInfo on the login session). kUnavailable when the device is gone or errs,
+  // kUnauthenticated when the login was lost (e.g. a C_Logout or C_CloseAllSessions elsewhere in the
+  // process). Cheap enough to call after every failed signature.
+  Status CheckHealth();
+
   // The URI of `key`'s private half (or public half for public-only keys) in this token.
   std::string KeyUri(const KeyInfo& key) const;
 
