@@ -20,13 +20,13 @@ constexpr const char* kDefaultTokenUri = "pkcs11:token=kubehsm";
 
 po::options_description GlobalOptionsDescription() {
   po::options_description d("Global options (before or after the command)");
-  d.add_options()
-      ("hsm-config", po::value<std::string>(), "kubehsm config file (default: $KUBEHSM_CONFIG, "
-       "$XDG_CONFIG_HOME/kubehsm/kubehsm.conf, /etc/kubehsm/kubehsm.conf)")
-      ("module", po::value<std::string>(), "PKCS#11 module path (default " KUBEHSM_DEFAULT_MODULE ")")
-      ("token", po::value<std::string>(), "RFC 7512 URI of the token (default pkcs11:token=kubehsm)")
-      ("pin-source", po::value<std::string>(), "where the user PIN comes from: env:VAR, file:PATH, fd:N or prompt")
-      ("verbose,v", po::bool_switch(), "more detail on stderr (never PINs)");
+  d.add_options()("hsm-config", po::value<std::string>(),
+                  "kubehsm config file (default: $KUBEHSM_CONFIG, "
+                  "$XDG_CONFIG_HOME/kubehsm/kubehsm.conf, /etc/kubehsm/kubehsm.conf)")(
+      "module", po::value<std::string>(), "PKCS#11 module path (default " KUBEHSM_DEFAULT_MODULE ")")(
+      "token", po::value<std::string>(), "RFC 7512 URI of the token (default pkcs11:token=kubehsm)")(
+      "pin-source", po::value<std::string>(), "where the user PIN comes from: env:VAR, file:PATH, fd:N or prompt")(
+      "verbose,v", po::bool_switch(), "more detail on stderr (never PINs)");
   return d;
 }
 
@@ -68,8 +68,8 @@ Status ReadConfigFile(const std::string& path, GlobalOptions& g) {
   std::ifstream in(path);
   if (!in) return PermissionDenied("cannot read config file " + path);
   po::options_description d;
-  d.add_options()("module", po::value<std::string>())("token", po::value<std::string>())(
-      "pin-source", po::value<std::string>());
+  d.add_options()("module", po::value<std::string>())("token", po::value<std::string>())("pin-source",
+                                                                                         po::value<std::string>());
   try {
     po::variables_map vm;
     po::store(po::parse_config_file(in, d, /*allow_unregistered=*/false), vm);
@@ -107,8 +107,8 @@ void PrintUsage(std::ostream& out) {
   for (const auto& c : kCommands) {
     out << "  " << c.name << std::string(10 - std::string(c.name).size(), ' ') << c.summary << "\n";
   }
-  out << "  version   print the version\n\n" << GlobalOptionsDescription()
-      << "\nRun 'kubehsm COMMAND --help' for a command's options.\n";
+  out << "  version   print the version\n\n"
+      << GlobalOptionsDescription() << "\nRun 'kubehsm COMMAND --help' for a command's options.\n";
 }
 
 }  // namespace
@@ -166,9 +166,9 @@ bool ParseArgs(Context& ctx, const std::string& usage, const po::options_descrip
 int Main(int argc, char** argv) {
   Args args(argv + 1, argv + argc);
   // Split "[global options] COMMAND [rest]".
-  static const std::map<std::string, bool> kGlobalTakesValue = {
-      {"--hsm-config", true}, {"--module", true}, {"--token", true}, {"--pin-source", true}, {"--verbose", false},
-      {"-v", false}};
+  static const std::map<std::string, bool> kGlobalTakesValue = {{"--hsm-config", true}, {"--module", true},
+                                                                {"--token", true},      {"--pin-source", true},
+                                                                {"--verbose", false},   {"-v", false}};
   Args global_args;
   std::size_t i = 0;
   for (; i < args.size(); ++i) {

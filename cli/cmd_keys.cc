@@ -7,8 +7,8 @@
 #include "cli/command.h"
 #include "cli/token_key_store.h"
 #include "common/file_util.h"
-#include "common/ssl_ptr.h"
 #include "common/openssl_error.h"
+#include "common/ssl_ptr.h"
 #include "hsm/hsm.h"
 
 namespace kubehsm::cli {
@@ -89,12 +89,13 @@ int KeysList(Context& ctx, const Args& args) {
   auto yes = [](bool b) { return b ? "yes" : "no"; };
   ctx.out() << std::left << std::setw(24) << "LABEL" << std::setw(12) << "TYPE" << std::setw(9) << "PRIVATE"
             << std::setw(11) << "SENSITIVE" << std::setw(17) << "ALWAYS-SENSITIVE" << std::setw(12) << "EXTRACTABLE"
-            << std::setw(18) << "NEVER-EXTRACTABLE" << std::setw(7) << "LOCAL" << "ID\n";
+            << std::setw(18) << "NEVER-EXTRACTABLE" << std::setw(7) << "LOCAL"
+            << "ID\n";
   for (const auto& k : *keys) {
     ctx.out() << std::left << std::setw(24) << k.label << std::setw(12) << KeyTypeName(k.type) << std::setw(9)
-              << yes(k.has_private()) << std::setw(11) << yes(k.sensitive) << std::setw(17)
-              << yes(k.always_sensitive) << std::setw(12) << yes(k.extractable) << std::setw(18)
-              << yes(k.never_extractable) << std::setw(7) << yes(k.local) << Hex(k.id) << "\n";
+              << yes(k.has_private()) << std::setw(11) << yes(k.sensitive) << std::setw(17) << yes(k.always_sensitive)
+              << std::setw(12) << yes(k.extractable) << std::setw(18) << yes(k.never_extractable) << std::setw(7)
+              << yes(k.local) << Hex(k.id) << "\n";
   }
   return kExitOk;
 }

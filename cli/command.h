@@ -73,14 +73,14 @@ bool ParseArgs(Context& ctx, const std::string& usage, const boost::program_opti
                boost::program_options::variables_map& vm, int& exit_code);
 
 // Command entry points. Each receives the arguments after its command word.
-int RunKeys(Context& ctx, const Args& args);   // cli/cmd_keys.cc
-int RunToken(Context& ctx, const Args& args);  // cli/cmd_keys.cc: token init / info
-int RunInit(Context& ctx, const Args& args);   // cli/cmd_init.cc
-int RunCerts(Context& ctx, const Args& args);  // cli/cmd_certs.cc
-int RunPki(Context& ctx, const Args& args);    // cli/cmd_pki.cc
-int RunSa(Context& ctx, const Args& args);     // cli/cmd_sa.cc
-int RunServe(Context& ctx, const Args& args);  // cli/cmd_serve.cc
-int RunLedger(Context& ctx, const Args& args); // cli/cmd_ledger.cc
-int RunAudit(Context& ctx, const Args& args);  // cli/cmd_ledger.cc
+int RunKeys(Context& ctx, const Args& args);    // cli/cmd_keys.cc
+int RunToken(Context& ctx, const Args& args);   // cli/cmd_keys.cc: token init / info
+int RunInit(Context& ctx, const Args& args);    // cli/cmd_init.cc
+int RunCerts(Context& ctx, const Args& args);   // cli/cmd_certs.cc
+int RunPki(Context& ctx, const Args& args);     // cli/cmd_pki.cc
+int RunSa(Context& ctx, const Args& args);      // cli/cmd_sa.cc
+int RunServe(Context& ctx, const Args& args);   // cli/cmd_serve.cc
+int RunLedger(Context& ctx, const Args& args);  // cli/cmd_ledger.cc
+int RunAudit(Context& ctx, const Args& args);   // cli/cmd_ledger.cc
 
 }  // namespace kubehsm::cli

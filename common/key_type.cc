@@ -7,12 +7,18 @@ namespace kubehsm {
 
 std::string_view KeyTypeName(KeyType type) {
   switch (type) {
-    case KeyType::kRsa2048: return "rsa-2048";
-    case KeyType::kRsa3072: return "rsa-3072";
-    case KeyType::kRsa4096: return "rsa-4096";
-    case KeyType::kEcP256: return "ecdsa-p256";
-    case KeyType::kEcP384: return "ecdsa-p384";
-    case KeyType::kEcP521: return "ecdsa-p521";
+    case KeyType::kRsa2048:
+      return "rsa-2048";
+    case KeyType::kRsa3072:
+      return "rsa-3072";
+    case KeyType::kRsa4096:
+      return "rsa-4096";
+    case KeyType::kEcP256:
+      return "ecdsa-p256";
+    case KeyType::kEcP384:
+      return "ecdsa-p384";
+    case KeyType::kEcP521:
+      return "ecdsa-p521";
   }
   return "unknown";
 }
@@ -29,27 +35,38 @@ std::optional<KeyType> ParseKeyType(std::string_view name) {
 
 int RsaBits(KeyType t) {
   switch (t) {
-    case KeyType::kRsa2048: return 2048;
-    case KeyType::kRsa3072: return 3072;
-    case KeyType::kRsa4096: return 4096;
-    default: return 0;
+    case KeyType::kRsa2048:
+      return 2048;
+    case KeyType::kRsa3072:
+      return 3072;
+    case KeyType::kRsa4096:
+      return 4096;
+    default:
+      return 0;
   }
 }
 
 std::string_view EcGroupName(KeyType t) {
   switch (t) {
-    case KeyType::kEcP256: return "P-256";
-    case KeyType::kEcP384: return "P-384";
-    case KeyType::kEcP521: return "P-521";
-    default: return "";
+    case KeyType::kEcP256:
+      return "P-256";
+    case KeyType::kEcP384:
+      return "P-384";
+    case KeyType::kEcP521:
+      return "P-521";
+    default:
+      return "";
   }
 }
 
 std::string_view DefaultDigestName(KeyType t) {
   switch (t) {
-    case KeyType::kEcP384: return "SHA384";
-    case KeyType::kEcP521: return "SHA512";
-    default: return "SHA256";
+    case KeyType::kEcP384:
+      return "SHA384";
+    case KeyType::kEcP521:
+      return "SHA512";
+    default:
+      return "SHA256";
   }
 }
 

@@ -61,7 +61,7 @@ inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move
 template <typename T>
 class [[nodiscard]] Result final {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).ok() && "Result constructed from an OK status");
   }
@@ -89,10 +89,10 @@ class [[nodiscard]] Result final {
 #define KH_CONCAT_(a, b) KH_CONCAT_INNER_(a, b)
 
 // Returns the status from the enclosing function if `expr` (a Status) is not OK.
-#define KH_RETURN_IF_ERROR(expr)                 \
-  do {                                           \
-    ::kubehsm::Status kh_status_ = (expr);       \
-    if (!kh_status_.ok()) return kh_status_;     \
+#define KH_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::kubehsm::Status kh_status_ = (expr);   \
+    if (!kh_status_.ok()) return kh_status_; \
   } while (0)
 
 // `KH_ASSIGN_OR_RETURN(auto x, MakeX());` declares x from a Result or returns its status.

@@ -15,9 +15,9 @@
 namespace kubehsm::hsm {
 
 struct HsmOptions {
-  std::string module_path;  // PKCS#11 module; overrides the URI's module-path
-  std::string token_uri;    // "pkcs11:token=..." (may carry module-path and pin-source)
-  std::string pin_source;   // overrides the URI's pin-source; "" and none in the URI = prompt
+  std::string module_path;    // PKCS#11 module; overrides the URI's module-path
+  std::string token_uri;      // "pkcs11:token=..." (may carry module-path and pin-source)
+  std::string pin_source;     // overrides the URI's pin-source; "" and none in the URI = prompt
   std::size_t sessions = 16;  // idle session pool size for the raw token and the provider
 };
 

@@ -63,7 +63,6 @@ class Module final {
       : path_(std::move(path)), handle_(handle), fn_(fn), finalize_(finalize) {}
 
  private:
-
   std::string path_;
   void* handle_ = nullptr;
   CK_FUNCTION_LIST* fn_ = nullptr;

@@ -123,10 +123,14 @@ Result<PinSource> PinSource::Parse(std::string_view text) {
 
 std::string PinSource::Describe() const {
   switch (kind) {
-    case Kind::kEnv: return "environment variable " + where;
-    case Kind::kFile: return "file " + where;
-    case Kind::kFd: return "file descriptor " + where;
-    case Kind::kPrompt: return "the terminal prompt";
+    case Kind::kEnv:
+      return "environment variable " + where;
+    case Kind::kFile:
+      return "file " + where;
+    case Kind::kFd:
+      return "file descriptor " + where;
+    case Kind::kPrompt:
+      return "the terminal prompt";
   }
   return "?";
 }
@@ -174,7 +178,7 @@ Result<Pin> ReadPin(const PinSource& source, std::string_view prompt) {
       if (fd < 0) {
         return FailedPrecondition("no terminal to prompt for the PIN; use --pin-source env:VAR, file:PATH or fd:N");
       }
-      termios old_t {};
+      termios old_t{};
       bool restore = false;
       if (::tcgetattr(fd, &old_t) == 0) {
         termios t = old_t;

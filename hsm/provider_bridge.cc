@@ -40,10 +40,16 @@ Result<std::unique_ptr<ProviderBridge>> ProviderBridge::Create(const std::string
       "[kubehsm_default]\n"
       "activate = 1\n"
       "[kubehsm_pkcs11]\n"
-      "module = \"" + provider_so + "\"\n"
-      "pkcs11-module-path = \"" + module_path + "\"\n"
+      "module = \"" +
+      provider_so +
+      "\"\n"
+      "pkcs11-module-path = \"" +
+      module_path +
+      "\"\n"
       "pkcs11-module-quirks = no-deinit\n"
-      "pkcs11-module-cache-sessions = " + std::to_string(cache_sessions) + "\n"
+      "pkcs11-module-cache-sessions = " +
+      std::to_string(cache_sessions) +
+      "\n"
       "pkcs11-module-login-behavior = auto\n"
       "activate = 1\n";
   BioPtr bio(BIO_new_mem_buf(conf_text.data(), static_cast<int>(conf_text.size())));

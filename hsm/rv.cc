@@ -11,7 +11,8 @@ struct RvEntry {
   const char* words;
 };
 
-#define KH_RV(x, words) {x, #x, words}
+#define KH_RV(x, words) \
+  { x, #x, words }
 constexpr RvEntry kRvTable[] = {
     KH_RV(CKR_OK, "success"),
     KH_RV(CKR_CANCEL, "cancelled"),

@@ -22,9 +22,12 @@ const std::string kP521Oid("\x06\x05\x2b\x81\x04\x00\x23", 7);
 
 const std::string& CurveOid(KeyType t) {
   switch (t) {
-    case KeyType::kEcP384: return kP384Oid;
-    case KeyType::kEcP521: return kP521Oid;
-    default: return kP256Oid;
+    case KeyType::kEcP384:
+      return kP384Oid;
+    case KeyType::kEcP521:
+      return kP521Oid;
+    default:
+      return kP256Oid;
   }
 }
 
@@ -37,10 +40,14 @@ std::optional<KeyType> CurveFromOid(const std::string& der) {
 
 std::optional<KeyType> RsaTypeFromBits(std::size_t bits) {
   switch (bits) {
-    case 2048: return KeyType::kRsa2048;
-    case 3072: return KeyType::kRsa3072;
-    case 4096: return KeyType::kRsa4096;
-    default: return std::nullopt;
+    case 2048:
+      return KeyType::kRsa2048;
+    case 3072:
+      return KeyType::kRsa3072;
+    case 4096:
+      return KeyType::kRsa4096;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -93,9 +100,12 @@ std::string Hex(const std::string& bytes) {
 
 // DigestInfo prefixes (RFC 8017 §9.2 note 1).
 std::string DigestInfoPrefix(std::string_view digest_name) {
-  if (digest_name == "SHA256") return std::string("\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20", 19);
-  if (digest_name == "SHA384") return std::string("\x30\x41\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x02\x05\x00\x04\x30", 19);
-  if (digest_name == "SHA512") return std::string("\x30\x51\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x03\x05\x00\x04\x40", 19);
+  if (digest_name == "SHA256")
+    return std::string("\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20", 19);
+  if (digest_name == "SHA384")
+    return std::string("\x30\x41\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x02\x05\x00\x04\x30", 19);
+  if (digest_name == "SHA512")
+    return std::string("\x30\x51\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x03\x05\x00\x04\x40", 19);
   return "";
 }
 
@@ -126,9 +136,12 @@ Result<std::unique_ptr<Token>> Token::Open(Module& module, const TokenInfo& info
       CK_TOKEN_INFO ti{};
       std::string hint;
       if (f->C_GetTokenInfo(info.slot_id, &ti) == CKR_OK) {
-        if (ti.flags & CKF_USER_PIN_LOCKED) hint = "; the PIN is now locked";
-        else if (ti.flags & CKF_USER_PIN_FINAL_TRY) hint = "; one more wrong PIN locks the token";
-        else if (ti.flags & CKF_USER_PIN_COUNT_LOW) hint = "; few attempts remain before the token locks";
+        if (ti.flags & CKF_USER_PIN_LOCKED)
+          hint = "; the PIN is now locked";
+        else if (ti.flags & CKF_USER_PIN_FINAL_TRY)
+          hint = "; one more wrong PIN locks the token";
+        else if (ti.flags & CKF_USER_PIN_COUNT_LOW)
+          hint = "; few attempts remain before the token locks";
       }
       return Unauthenticated("wrong PIN for token '" + info.label + "' (C_Login: CKR_PIN_INCORRECT)" + hint);
     }
@@ -215,7 +228,8 @@ Result<KeyInfo> Token::Describe(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, CK_O
   auto get = [&](CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE t) -> Result<std::string> {
     CK_ATTRIBUTE a{t, nullptr, 0};
     CK_RV rv = f->C_GetAttributeValue(s, h, &a, 1);
-    if (rv != CKR_OK || a.ulValueLen == CK_UNAVAILABLE_INFORMATION) return RvStatus(rv == CKR_OK ? CKR_ATTRIBUTE_SENSITIVE : rv, "C_GetAttributeValue");
+    if (rv != CKR_OK || a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
+      return RvStatus(rv == CKR_OK ? CKR_ATTRIBUTE_SENSITIVE : rv, "C_GetAttributeValue");
     std::string v(a.ulValueLen, '\0');
     a.pValue = v.data();
     rv = f->C_GetAttributeValue(s, h, &a, 1);
@@ -250,7 +264,8 @@ Result<KeyInfo> Token::Describe(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, CK_O
       break;
     }
     auto t = RsaTypeFromBits(bits);
-    if (!t) return InvalidArgument("key '" + k.label + "' is RSA-" + std::to_string(bits) + ", which kubehsm does not use");
+    if (!t)
+      return InvalidArgument("key '" + k.label + "' is RSA-" + std::to_string(bits) + ", which kubehsm does not use");
     k.type = *t;
   } else if (kt == CKK_EC) {
     KH_ASSIGN_OR_RETURN(std::string params, get(any, CKA_EC_PARAMS));
@@ -273,8 +288,10 @@ Result<KeyInfo> Token::Describe(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, CK_O
 
 Result<std::vector<KeyInfo>> Token::ListKeysLocked(CK_SESSION_HANDLE s) {
   CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY, pub_class = CKO_PUBLIC_KEY;
-  KH_ASSIGN_OR_RETURN(auto privs, FindObjects(s, {Attr(CKA_CLASS, &priv_class, sizeof(priv_class)), Bool(CKA_TOKEN, true)}));
-  KH_ASSIGN_OR_RETURN(auto pubs, FindObjects(s, {Attr(CKA_CLASS, &pub_class, sizeof(pub_class)), Bool(CKA_TOKEN, true)}));
+  KH_ASSIGN_OR_RETURN(auto privs,
+                      FindObjects(s, {Attr(CKA_CLASS, &priv_class, sizeof(priv_class)), Bool(CKA_TOKEN, true)}));
+  KH_ASSIGN_OR_RETURN(auto pubs,
+                      FindObjects(s, {Attr(CKA_CLASS, &pub_class, sizeof(pub_class)), Bool(CKA_TOKEN, true)}));
   CK_FUNCTION_LIST* f = module_.fn();
   auto read_id_label = [&](CK_OBJECT_HANDLE h) {
     std::pair<std::string, std::string> out;
@@ -369,13 +386,17 @@ Result<KeyInfo> Token::GenerateKeyPair(const std::string& label, KeyType type) {
   std::string ec_params = CurveOid(type);
 
   std::vector<CK_ATTRIBUTE> pub = {
-      Bool(CKA_TOKEN, true),    Bool(CKA_PRIVATE, false), Bool(CKA_VERIFY, true),       Bool(CKA_ENCRYPT, false),
-      Bool(CKA_WRAP, false),    Attr(CKA_LABEL, lbl.data(), lbl.size()), Attr(CKA_ID, id, sizeof(id)),
+      Bool(CKA_TOKEN, true),        Bool(CKA_PRIVATE, false), Bool(CKA_VERIFY, true),
+      Bool(CKA_ENCRYPT, false),     Bool(CKA_WRAP, false),    Attr(CKA_LABEL, lbl.data(), lbl.size()),
+      Attr(CKA_ID, id, sizeof(id)),
   };
   std::vector<CK_ATTRIBUTE> priv = {
-      Bool(CKA_TOKEN, true),     Bool(CKA_PRIVATE, true),  Bool(CKA_SENSITIVE, true), Bool(CKA_EXTRACTABLE, false),
-      Bool(CKA_SIGN, true),      Bool(CKA_DECRYPT, false), Bool(CKA_UNWRAP, false),   Bool(CKA_DERIVE, false),
-      Bool(CKA_MODIFIABLE, true), Attr(CKA_LABEL, lbl.data(), lbl.size()), Attr(CKA_ID, id, sizeof(id)),
+      Bool(CKA_TOKEN, true),        Bool(CKA_PRIVATE, true),
+      Bool(CKA_SENSITIVE, true),    Bool(CKA_EXTRACTABLE, false),
+      Bool(CKA_SIGN, true),         Bool(CKA_DECRYPT, false),
+      Bool(CKA_UNWRAP, false),      Bool(CKA_DERIVE, false),
+      Bool(CKA_MODIFIABLE, true),   Attr(CKA_LABEL, lbl.data(), lbl.size()),
+      Attr(CKA_ID, id, sizeof(id)),
   };
   CK_MECHANISM mech{CKM_RSA_PKCS_KEY_PAIR_GEN, nullptr, 0};
   if (IsRsa(type)) {
@@ -389,8 +410,8 @@ Result<KeyInfo> Token::GenerateKeyPair(const std::string& label, KeyType type) {
   CK_RV rv = module_.fn()->C_GenerateKeyPair(s.get(), &mech, pub.data(), pub.size(), priv.data(), priv.size(), &pub_h,
                                              &priv_h);
   if (rv != CKR_OK) {
-    return RvStatus(rv, "C_GenerateKeyPair " + std::string(KeyTypeName(type)) + " '" + label + "' on token '" +
-                            info_.label + "'");
+    return RvStatus(
+        rv, "C_GenerateKeyPair " + std::string(KeyTypeName(type)) + " '" + label + "' on token '" + info_.label + "'");
   }
   auto info = Describe(s.get(), priv_h, pub_h);
   if (!info.ok() || !info->non_exportable() || !info->can_sign) {
@@ -465,8 +486,12 @@ Result<KeyInfo> Token::ImportPublicKey(const std::string& label, const std::stri
   CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
   CK_KEY_TYPE kt = CKK_RSA;
   std::vector<CK_ATTRIBUTE> tmpl = {
-      Attr(CKA_CLASS, &cls, sizeof(cls)), Attr(CKA_KEY_TYPE, &kt, sizeof(kt)), Bool(CKA_TOKEN, true),
-      Bool(CKA_PRIVATE, false), Bool(CKA_VERIFY, true), Attr(CKA_LABEL, lbl.data(), lbl.size()),
+      Attr(CKA_CLASS, &cls, sizeof(cls)),
+      Attr(CKA_KEY_TYPE, &kt, sizeof(kt)),
+      Bool(CKA_TOKEN, true),
+      Bool(CKA_PRIVATE, false),
+      Bool(CKA_VERIFY, true),
+      Attr(CKA_LABEL, lbl.data(), lbl.size()),
       Attr(CKA_ID, id, sizeof(id)),
   };
   std::string n_bytes, e_bytes, params, wrapped;
@@ -497,10 +522,14 @@ Result<KeyInfo> Token::ImportPublicKey(const std::string& label, const std::stri
       return OpenSslError("reading the EC curve");
     }
     std::string g(group, glen);
-    if (g == "prime256v1" || g == "P-256") params = kP256Oid;
-    else if (g == "secp384r1" || g == "P-384") params = kP384Oid;
-    else if (g == "secp521r1" || g == "P-521") params = kP521Oid;
-    else return InvalidArgument("EC curve " + g + " is not supported (P-256, P-384, P-521)");
+    if (g == "prime256v1" || g == "P-256")
+      params = kP256Oid;
+    else if (g == "secp384r1" || g == "P-384")
+      params = kP384Oid;
+    else if (g == "secp521r1" || g == "P-521")
+      params = kP521Oid;
+    else
+      return InvalidArgument("EC curve " + g + " is not supported (P-256, P-384, P-521)");
     unsigned char pt[200];
     size_t ptlen = 0;
     if (EVP_PKEY_get_octet_string_param(pkey.get(), OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt), &ptlen) != 1) {
@@ -581,10 +610,12 @@ Status Token::CheckHealth() {
   CK_FUNCTION_LIST* f = module_.fn();
   CK_TOKEN_INFO ti{};
   CK_RV rv = f->C_GetTokenInfo(info_.slot_id, &ti);
-  if (rv != CKR_OK) return RvStatus(IsTransientRv(rv) ? rv : CKR_DEVICE_ERROR, "C_GetTokenInfo of token '" + info_.label + "'");
+  if (rv != CKR_OK)
+    return RvStatus(IsTransientRv(rv) ? rv : CKR_DEVICE_ERROR, "C_GetTokenInfo of token '" + info_.label + "'");
   CK_SESSION_INFO si{};
   rv = f->C_GetSessionInfo(login_session_, &si);
-  if (rv != CKR_OK) return RvStatus(IsTransientRv(rv) ? rv : CKR_DEVICE_ERROR, "C_GetSessionInfo on token '" + info_.label + "'");
+  if (rv != CKR_OK)
+    return RvStatus(IsTransientRv(rv) ? rv : CKR_DEVICE_ERROR, "C_GetSessionInfo on token '" + info_.label + "'");
   if (si.state != CKS_RW_USER_FUNCTIONS && si.state != CKS_RO_USER_FUNCTIONS) {
     return Unauthenticated("token '" + info_.label + "' is no longer logged in");
   }

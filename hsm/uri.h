@@ -14,10 +14,10 @@ namespace kubehsm::hsm {
 
 struct Pkcs11Uri {
   // Token and slot selection (RFC 7512 §2.3).
-  std::optional<std::string> token;          // CK_TOKEN_INFO.label
-  std::optional<std::string> manufacturer;   // CK_TOKEN_INFO.manufacturerID
-  std::optional<std::string> serial;         // CK_TOKEN_INFO.serialNumber
-  std::optional<std::string> model;          // CK_TOKEN_INFO.model
+  std::optional<std::string> token;         // CK_TOKEN_INFO.label
+  std::optional<std::string> manufacturer;  // CK_TOKEN_INFO.manufacturerID
+  std::optional<std::string> serial;        // CK_TOKEN_INFO.serialNumber
+  std::optional<std::string> model;         // CK_TOKEN_INFO.model
   std::optional<std::string> slot_description;
   std::optional<std::string> slot_manufacturer;
   std::optional<unsigned long> slot_id;

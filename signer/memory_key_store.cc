@@ -27,7 +27,8 @@ Status MemoryKeyStore::ImportPublicKey(std::string_view label, std::string_view 
   KH_ASSIGN_OR_RETURN(KeyType type, KeyTypeOf(pub.get()));
   std::lock_guard lock(mu_);
   if (keys_.count(label) != 0) return AlreadyExists("a key labelled '" + std::string(label) + "' already exists");
-  keys_.emplace(std::string(label), Entry{nullptr, StoredKeyInfo{std::string(label), type, false, std::string(spki_der)}});
+  keys_.emplace(std::string(label),
+                Entry{nullptr, StoredKeyInfo{std::string(label), type, false, std::string(spki_der)}});
   return OkStatus();
 }
 

@@ -11,9 +11,12 @@ namespace kubehsm::signer {
 Result<KeyType> KeyTypeOf(const EVP_PKEY* key) {
   if (EVP_PKEY_is_a(key, "RSA")) {
     switch (EVP_PKEY_get_bits(key)) {
-      case 2048: return KeyType::kRsa2048;
-      case 3072: return KeyType::kRsa3072;
-      case 4096: return KeyType::kRsa4096;
+      case 2048:
+        return KeyType::kRsa2048;
+      case 3072:
+        return KeyType::kRsa3072;
+      case 4096:
+        return KeyType::kRsa4096;
       default:
         return InvalidArgument("unsupported RSA key size " + std::to_string(EVP_PKEY_get_bits(key)) +
                                " (2048, 3072 or 4096 bits)");
@@ -93,8 +96,8 @@ Status VerifySignature(const EVP_PKEY* public_key, KeyType type, std::string_vie
                               const_cast<EVP_PKEY*>(public_key), nullptr) != 1) {
     return OpenSslError("EVP_DigestVerifyInit_ex");
   }
-  const int rc = EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
-                                  signature.size(), reinterpret_cast<const unsigned char*>(data.data()), data.size());
+  const int rc = EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+                                  reinterpret_cast<const unsigned char*>(data.data()), data.size());
   DrainOpenSslErrors();
   if (rc != 1) return PermissionDenied("signature does not verify");
   return OkStatus();

@@ -42,7 +42,10 @@ class SigningKey final {
 
  private:
   SigningKey(EvpPkeyPtr pkey, OSSL_LIB_CTX* libctx, EvpPkeyPtr public_key, std::string spki, KeyType type)
-      : pkey_(std::move(pkey)), libctx_(libctx), public_key_(std::move(public_key)), spki_der_(std::move(spki)),
+      : pkey_(std::move(pkey)),
+        libctx_(libctx),
+        public_key_(std::move(public_key)),
+        spki_der_(std::move(spki)),
         type_(type) {}
 
   EvpPkeyPtr pkey_;

@@ -24,7 +24,8 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, SoftwareSigningKeyTest,
                          ::testing::Values(KeyType::kRsa2048, KeyType::kEcP256, KeyType::kEcP384, KeyType::kEcP521),
                          [](const auto& p) {
                            std::string n(KeyTypeName(p.param));
-                           for (auto& c : n) if (c == '-') c = '_';
+                           for (auto& c : n)
+                             if (c == '-') c = '_';
                            return n;
                          });
 

@@ -81,10 +81,14 @@ TEST_F(KeysCliTest, UsageErrorsExitOne) {
 }
 
 TEST_F(KeysCliTest, HelpOnEveryCommandExitsZero) {
-  for (std::vector<std::string> cmd : std::vector<std::vector<std::string>>{
-           {"--help"}, {"keys", "--help"}, {"keys", "generate", "--help"}, {"keys", "list", "--help"},
-           {"keys", "pubkey", "--help"}, {"token", "--help"}, {"token", "list", "--help"},
-           {"token", "init", "--help"}}) {
+  for (std::vector<std::string> cmd : std::vector<std::vector<std::string>>{{"--help"},
+                                                                            {"keys", "--help"},
+                                                                            {"keys", "generate", "--help"},
+                                                                            {"keys", "list", "--help"},
+                                                                            {"keys", "pubkey", "--help"},
+                                                                            {"token", "--help"},
+                                                                            {"token", "list", "--help"},
+                                                                            {"token", "init", "--help"}}) {
     auto r = Kubehsm(cmd);
     EXPECT_EQ(r.exit_code, 0) << cmd.back() << ": " << r.err;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << r.out;
@@ -145,9 +149,10 @@ TEST_F(KeysCliTest, ConfigFileSearchOrder) {
   TempDir home;
   // No KUBEHSM_CONFIG: $XDG_CONFIG_HOME/kubehsm/kubehsm.conf is used.
   WriteTestFile(home.path() / "xdg/kubehsm/kubehsm.conf", ReadTestFile(token_->dir() / "kubehsm.conf"));
-  auto xdg = RunProcess({KubehsmBinary().string(), "keys", "list"},
-                        {{"SOFTHSM2_CONF", token_->conf_path().string()}, {"KUBEHSM_CONFIG", ""},
-                         {"XDG_CONFIG_HOME", (home.path() / "xdg").string()}});
+  auto xdg =
+      RunProcess({KubehsmBinary().string(), "keys", "list"}, {{"SOFTHSM2_CONF", token_->conf_path().string()},
+                                                              {"KUBEHSM_CONFIG", ""},
+                                                              {"XDG_CONFIG_HOME", (home.path() / "xdg").string()}});
   EXPECT_EQ(xdg.exit_code, 0) << xdg.err;
   // --hsm-config beats KUBEHSM_CONFIG; a named but missing file is an error.
   auto missing = Kubehsm({"--hsm-config", "/nonexistent.conf", "keys", "list"});

@@ -110,8 +110,9 @@ TEST_P(KeyTypeTokenTest, RawSignDigestVerifiesInSoftware) {
     const size_t half = sig->size() / 2;
     EXPECT_EQ(sig->size(), type == KeyType::kEcP256 ? 64u : type == KeyType::kEcP384 ? 96u : 132u);
     EcdsaSigPtr es(ECDSA_SIG_new());
-    ECDSA_SIG_set0(es.get(), BN_bin2bn(reinterpret_cast<const unsigned char*>(sig->data()), static_cast<int>(half), nullptr),
-                   BN_bin2bn(reinterpret_cast<const unsigned char*>(sig->data()) + half, static_cast<int>(half), nullptr));
+    ECDSA_SIG_set0(
+        es.get(), BN_bin2bn(reinterpret_cast<const unsigned char*>(sig->data()), static_cast<int>(half), nullptr),
+        BN_bin2bn(reinterpret_cast<const unsigned char*>(sig->data()) + half, static_cast<int>(half), nullptr));
     unsigned char* der = nullptr;
     int len = i2d_ECDSA_SIG(es.get(), &der);
     der_sig.assign(reinterpret_cast<char*>(der), static_cast<size_t>(len));
@@ -165,7 +166,8 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, KeyTypeTokenTest,
                                            KeyType::kEcP384, KeyType::kEcP521),
                          [](const auto& p) {
                            std::string n(KeyTypeName(p.param));
-                           for (auto& c : n) if (c == '-') c = '_';
+                           for (auto& c : n)
+                             if (c == '-') c = '_';
                            return n;
                          });
 
@@ -261,8 +263,10 @@ TEST_F(TokenTest, ConcurrentRawSigningFromEightThreadsGivesOnlyValidSignatures) 
         unsigned char d[32];
         EVP_Digest(msg.data(), msg.size(), d, nullptr, EVP_sha256(), nullptr);
         auto sig = hsm_->token().SignDigest(*key, "SHA256", std::string(reinterpret_cast<char*>(d), 32));
-        if (sig.ok() && signer::VerifySignature(pub->get(), KeyType::kRsa2048, msg, *sig).ok()) ++good;
-        else ++bad;
+        if (sig.ok() && signer::VerifySignature(pub->get(), KeyType::kRsa2048, msg, *sig).ok())
+          ++good;
+        else
+          ++bad;
       }
     });
   }
@@ -300,7 +304,8 @@ TEST_F(TokenTest, MissingModuleIsNotFound) {
 
 TEST_F(TokenTest, LibraryThatIsNotAPkcs11ModuleIsRefused) {
   HsmOptions o = Options();
-  auto libz = RunProcess({"sh", "-c", "ls /usr/lib/x86_64-linux-gnu/libz.so.1 /lib/x86_64-linux-gnu/libz.so.1 2>/dev/null | head -1"});
+  auto libz = RunProcess(
+      {"sh", "-c", "ls /usr/lib/x86_64-linux-gnu/libz.so.1 /lib/x86_64-linux-gnu/libz.so.1 2>/dev/null | head -1"});
   std::string path = libz.out.substr(0, libz.out.find('\n'));
   ASSERT_FALSE(path.empty());
   o.module_path = path;

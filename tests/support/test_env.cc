@@ -98,9 +98,18 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const std::map<st
     pollfd fds[3];
     int n = 0;
     int out_i = -1, err_i = -1, in_i = -1;
-    if (out_open) { fds[n] = {out_pipe[0], POLLIN, 0}; out_i = n++; }
-    if (err_open) { fds[n] = {err_pipe[0], POLLIN, 0}; err_i = n++; }
-    if (in_fd >= 0) { fds[n] = {in_fd, POLLOUT, 0}; in_i = n++; }
+    if (out_open) {
+      fds[n] = {out_pipe[0], POLLIN, 0};
+      out_i = n++;
+    }
+    if (err_open) {
+      fds[n] = {err_pipe[0], POLLIN, 0};
+      err_i = n++;
+    }
+    if (in_fd >= 0) {
+      fds[n] = {in_fd, POLLOUT, 0};
+      in_i = n++;
+    }
     if (::poll(fds, static_cast<nfds_t>(n), -1) < 0) break;
     auto drain = [&](int idx, int fd, std::string& sink, bool& open) {
       if (idx < 0 || fds[idx].revents == 0) return;
@@ -159,11 +168,11 @@ std::string RandomDigits(int n) {
 SoftHsmToken::SoftHsmToken(const std::string& label) : label_(label), user_pin_(RandomDigits(12)) {
   WriteTestFile(dir_.path() / "user.pin", user_pin_ + "\n");
   WriteTestFile(dir_.path() / "so.pin", RandomDigits(12) + "\n");
-  ProcessResult r = RunProcess({(SourceDir() / "softhsm-config/create-token").string(), "--dir", dir_.path().string(),
-                                "--label", label_},
-                               {{"KUBEHSM_BIN", KubehsmBinary().string()},
-                                {"KUBEHSM_USER_PIN_FILE", (dir_.path() / "user.pin").string()},
-                                {"KUBEHSM_SO_PIN_FILE", (dir_.path() / "so.pin").string()}});
+  ProcessResult r = RunProcess(
+      {(SourceDir() / "softhsm-config/create-token").string(), "--dir", dir_.path().string(), "--label", label_},
+      {{"KUBEHSM_BIN", KubehsmBinary().string()},
+       {"KUBEHSM_USER_PIN_FILE", (dir_.path() / "user.pin").string()},
+       {"KUBEHSM_SO_PIN_FILE", (dir_.path() / "so.pin").string()}});
   if (r.exit_code != 0) {
     ADD_FAILURE() << "create-token failed (" << r.exit_code << "): " << r.out << r.err;
   }
@@ -178,8 +187,8 @@ std::string SoftHsmToken::token_uri() const { return "pkcs11:token=" + label_; }
 
 fs::path SoftHsmToken::WriteKubehsmConfig() const {
   fs::path p = dir_.path() / "kubehsm.conf";
-  WriteTestFile(p, "module = " + module_path() + "\ntoken = " + token_uri() + "\npin-source = file:" +
-                       user_pin_file().string() + "\n");
+  WriteTestFile(p, "module = " + module_path() + "\ntoken = " + token_uri() +
+                       "\npin-source = file:" + user_pin_file().string() + "\n");
   return p;
 }
 
