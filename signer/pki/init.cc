@@ -146,7 +146,10 @@ Status CaPhase(Runner& r) {
                                   "certificate from the existing key");
       }
     }
-    if (!key.ok()) {
+    // Make sure the certificate can be written before a key is created in the token.
+    KH_RETURN_IF_ERROR(EnsureDirectory(path.parent_path(), kDirMode));
+    const bool creating = !key.ok();
+    if (creating) {
       key = r.store.Create(label, r.options.config.encryption_algorithm);
       if (!key.ok()) return key.status().WithContext("creating the " + std::string(ca.name) + " key in the token");
       ++r.summary.keys_created;
@@ -156,9 +159,15 @@ Status CaPhase(Runner& r) {
       r.Say("[certs] Generating \"" + std::string(ca.file_base) + "\" certificate from the existing token key '" +
             label + "'");
     }
-    KH_ASSIGN_OR_RETURN(X509Ptr cert, SelfSignCa(*key, CaSpec(ca), r.CaValidity()));
-    KH_ASSIGN_OR_RETURN(std::string pem, CertificateToPem(cert.get()));
-    KH_RETURN_IF_ERROR(r.Write(path, pem, kCertMode));
+    Result<X509Ptr> cert = SelfSignCa(*key, CaSpec(ca), r.CaValidity());
+    Result<std::string> pem = cert.ok() ? CertificateToPem(cert->get()) : Result<std::string>(cert.status());
+    Status written = pem.ok() ? r.Write(path, *pem, kCertMode) : pem.status();
+    if (!written.ok()) {
+      // A key this run just created and no certificate for it: remove it again so that a re-run
+      // starts clean (a key that existed before is never touched).
+      if (creating && r.store.Remove(label).ok()) --r.summary.keys_created;
+      return written;
+    }
   }
   return OkStatus();
 }
