@@ -7,3 +7,4 @@ kubehsm_test(pki_kubeconfig_test LABEL unit SOURCES pki/kubeconfig_test.cc LIBS 
 kubehsm_test(common_base64_test LABEL unit SOURCES common_base64_test.cc LIBS kubehsm::common OpenSSL::Crypto)
 kubehsm_test(pki_init_test LABEL unit SOURCES pki/init_test.cc LIBS kubehsm::pki)
 kubehsm_test(pki_e2e_test LABEL e2e SOURCES pki/pki_e2e_test.cc LIBS kubehsm::pki)
+kubehsm_test(pki_maintenance_test LABEL unit SOURCES pki/maintenance_test.cc LIBS kubehsm::pki)
