@@ -1,7 +1,621 @@
+// kubehsm sa: service-account tokens (sign, verify), the issuer's OIDC documents (jwks,
+// discovery) and the rotation of the service-account keys kept in the token (list, rotate,
+// activate, retire, remove, import-public). The logic lives in signer/jwt; this file parses
+// options, reads files and prints.
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <iomanip>
+#include <iostream>
+#include <iterator>
+#include <optional>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <openssl/x509.h>
+
 #include "cli/command.h"
+#include "common/file_util.h"
+#include "signer/jwt/claims.h"
+#include "signer/jwt/jwks.h"
+#include "signer/jwt/jws.h"
+#include "signer/jwt/sa_keys.h"
+#include "signer/jwt/verify.h"
 
 namespace kubehsm::cli {
+namespace po = boost::program_options;
+namespace {
 
-int RunSa(Context& ctx, const Args&) { return ctx.Fail(FailedPrecondition("'sa' is not available yet")); }
+// `sa verify` exit codes beyond the shared 0/1/2, one per class of refusal.
+constexpr int kExitTokenMalformed = 10;   // not a well-formed service-account JWT
+constexpr int kExitTokenSignature = 11;   // bad signature, unknown kid, disallowed alg, alg/key mismatch
+constexpr int kExitTokenTime = 12;        // expired, not yet valid, issued in the future
+constexpr int kExitTokenIssuer = 13;      // iss not accepted
+constexpr int kExitTokenAudience = 14;    // no accepted audience
+
+constexpr std::size_t kMaxTokenBytes = 1024 * 1024;
+constexpr std::size_t kMaxKeyFileBytes = 1024 * 1024;
+
+constexpr const char* kVerifyExitCodes =
+    "Exit codes:\n"
+    "  0   the token is valid; the identity is printed\n"
+    "  1   usage error\n"
+    "  2   other failure (files, token access)\n"
+    "  10  malformed token (not three base64url parts, bad JSON or claim types, no kubernetes.io claim)\n"
+    "  11  signature refused: invalid signature, unknown kid, disallowed alg (none, HS*, PS*, ...),\n"
+    "      or alg not matching the key\n"
+    "  12  expired, not yet valid, or issued in the future (60 s leeway)\n"
+    "  13  issuer not accepted\n"
+    "  14  audience not accepted\n";
+
+int64_t Now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string Rfc3339(int64_t t) {
+  const std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  if (gmtime_r(&tt, &tm) == nullptr) return std::to_string(t);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Parses "90", "90s", "15m", "1h", "7d" into seconds.
+std::optional<int64_t> ParseDuration(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  int64_t unit = 1;
+  std::string digits = text;
+  switch (text.back()) {
+    case 's': unit = 1; digits.pop_back(); break;
+    case 'm': unit = 60; digits.pop_back(); break;
+    case 'h': unit = 3600; digits.pop_back(); break;
+    case 'd': unit = 86400; digits.pop_back(); break;
+    default: break;
+  }
+  if (digits.empty() || digits.size() > 12 || digits.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  return std::stoll(digits) * unit;
+}
+
+std::string Strip(std::string s) {
+  const auto first = s.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return "";
+  const auto last = s.find_last_not_of(" \t\r\n");
+  return s.substr(first, last - first + 1);
+}
+
+Result<std::string> ReadStdinBounded(std::size_t max) {
+  std::string data;
+  char buf[8192];
+  while (std::cin.read(buf, sizeof(buf)) || std::cin.gcount() > 0) {
+    data.append(buf, static_cast<std::size_t>(std::cin.gcount()));
+    if (data.size() > max) return InvalidArgument("standard input is larger than " + std::to_string(max) + " bytes");
+  }
+  return data;
+}
+
+std::vector<std::string> Strings(const po::variables_map& vm, const char* name) {
+  return vm.count(name) != 0 ? vm[name].as<std::vector<std::string>>() : std::vector<std::string>{};
+}
+
+std::string Opt(const po::variables_map& vm, const char* name) {
+  return vm.count(name) != 0 ? vm[name].as<std::string>() : std::string();
+}
+
+Result<signer::KeyStore*> Store(Context& ctx) { return ctx.KeyStore(); }
+
+// ---------------------------------------------------------------------------------------------
+// sa sign
+
+int SaSign(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm sa sign");
+  d.add_options()
+      ("issuer", po::value<std::string>(), "iss: the cluster's --service-account-issuer (required without --claims)")
+      ("audience", po::value<std::vector<std::string>>(), "aud entry, repeatable (default: the issuer)")
+      ("namespace", po::value<std::string>(), "the service account's namespace")
+      ("service-account", po::value<std::string>(), "the service account's name")
+      ("uid", po::value<std::string>(), "the service account's uid")
+      ("pod-name", po::value<std::string>(), "bind to a pod (with --pod-uid)")
+      ("pod-uid", po::value<std::string>(), "the pod's uid")
+      ("secret-name", po::value<std::string>(), "bind to a secret (with --secret-uid)")
+      ("secret-uid", po::value<std::string>(), "the secret's uid")
+      ("node-name", po::value<std::string>(), "bind to a node (with --node-uid); with --pod-name: the pod's node")
+      ("node-uid", po::value<std::string>(), "the node's uid")
+      ("expiration-seconds", po::value<int64_t>()->default_value(jwt::kDefaultExpirationSeconds),
+       "lifetime in seconds: at least 600, less than 2^32")
+      ("claims", po::value<std::string>(),
+       "sign this JSON claims file instead (at most 64 KiB; needs iss, sub, aud, exp and kubernetes.io; "
+       "iat/nbf default to now, jti to a random UUID)");
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx,
+                 "kubehsm sa sign [--issuer URL --namespace NS --service-account NAME --uid UID] [--audience AUD]...\n"
+                 "                [--pod-name N --pod-uid U | --secret-name N --secret-uid U] [--node-name N [--node-uid U]]\n"
+                 "                [--expiration-seconds N]\n"
+                 "       kubehsm sa sign --claims FILE\n\n"
+                 "Mints a service-account token with the active key in the token and prints it on stdout.",
+                 d, nullptr, args, vm, code)) {
+    return code;
+  }
+  const int64_t now = Now();
+  auto jti = jwt::NewJti();
+  if (!jti.ok()) return ctx.Fail(jti.status());
+
+  std::string claims;
+  if (vm.count("claims") != 0) {
+    for (const char* flag : {"issuer", "audience", "namespace", "service-account", "uid", "pod-name", "pod-uid",
+                             "secret-name", "secret-uid", "node-name", "node-uid"}) {
+      if (vm.count(flag) != 0) return ctx.UsageError(std::string("--claims cannot be combined with --") + flag);
+    }
+    if (!vm["expiration-seconds"].defaulted()) return ctx.UsageError("--claims cannot be combined with --expiration-seconds");
+    const std::string path = vm["claims"].as<std::string>();
+    auto text = ReadFileBounded(path, jwt::kMaxClaimsBytes);
+    if (!text.ok()) return ctx.Fail(text.status().WithContext("claims file " + path));
+    auto normalized = jwt::NormalizeClaimsDocument(*text, now, *jti);
+    if (!normalized.ok()) return ctx.Fail(normalized.status().WithContext(path));
+    claims = std::move(*normalized);
+  } else {
+    for (const char* flag : {"issuer", "namespace", "service-account", "uid"}) {
+      if (vm.count(flag) == 0) return ctx.UsageError(std::string("--") + flag + " is required (or use --claims FILE)");
+    }
+    jwt::BoundTokenRequest r;
+    r.issuer = Opt(vm, "issuer");
+    r.audiences = Strings(vm, "audience");
+    r.namespace_name = Opt(vm, "namespace");
+    r.service_account_name = Opt(vm, "service-account");
+    r.service_account_uid = Opt(vm, "uid");
+    r.expiration_seconds = vm["expiration-seconds"].as<int64_t>();
+    for (const char* kind : {"pod", "secret", "node"}) {
+      const std::string name_flag = std::string(kind) + "-name", uid_flag = std::string(kind) + "-uid";
+      const bool has_name = vm.count(name_flag) != 0, has_uid = vm.count(uid_flag) != 0;
+      if (has_uid && !has_name) return ctx.UsageError("--" + uid_flag + " needs --" + name_flag);
+      if (!has_name) continue;
+      const bool uid_optional = std::string(kind) == "node" && vm.count("pod-name") != 0;
+      if (!has_uid && !uid_optional) return ctx.UsageError("--" + name_flag + " needs --" + uid_flag);
+      jwt::ObjectRef ref{Opt(vm, name_flag.c_str()), Opt(vm, uid_flag.c_str())};
+      if (std::string(kind) == "pod") r.pod = ref;
+      if (std::string(kind) == "secret") r.secret = ref;
+      if (std::string(kind) == "node") r.node = ref;
+    }
+    auto built = jwt::BuildBoundClaims(r, now, *jti);
+    if (!built.ok()) return ctx.UsageError(built.status().message());
+    claims = std::move(*built);
+  }
+
+  auto store = Store(ctx);
+  if (!store.ok()) return ctx.Fail(store.status());
+  auto active = jwt::FindActiveSaKey(**store);
+  if (!active.ok()) return ctx.Fail(active.status());
+  auto token = jwt::SignCompact(active->key, active->kid, claims);
+  if (!token.ok()) return ctx.Fail(token.status().WithContext("signing the token"));
+  ctx.out() << *token << "\n";
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------------------------------------
+// sa verify
+
+int ExitCodeFor(jwt::TokenError e) {
+  switch (e) {
+    case jwt::TokenError::kNone: return kExitOk;
+    case jwt::TokenError::kMalformed: return kExitTokenMalformed;
+    case jwt::TokenError::kDisallowedAlgorithm:
+    case jwt::TokenError::kUnknownKid:
+    case jwt::TokenError::kAlgorithmKeyMismatch:
+    case jwt::TokenError::kInvalidSignature: return kExitTokenSignature;
+    case jwt::TokenError::kExpired:
+    case jwt::TokenError::kNotYetValid:
+    case jwt::TokenError::kIssuedInFuture: return kExitTokenTime;
+    case jwt::TokenError::kWrongIssuer: return kExitTokenIssuer;
+    case jwt::TokenError::kWrongAudience: return kExitTokenAudience;
+  }
+  return kExitFailure;
+}
+
+Result<std::vector<jwt::VerificationKey>> VerifyKeys(Context& ctx, const po::variables_map& vm) {
+  std::vector<jwt::VerificationKey> keys;
+  if (vm.count("jwks") != 0) {
+    const std::string path = vm["jwks"].as<std::string>();
+    KH_ASSIGN_OR_RETURN(std::string text, ReadFileBounded(path, kMaxKeyFileBytes));
+    auto parsed = jwt::ParseJwks(text);
+    if (!parsed.ok()) return parsed.status().WithContext(path);
+    return std::move(*parsed);
+  }
+  if (vm.count("public-key") != 0) {
+    for (const auto& path : vm["public-key"].as<std::vector<std::string>>()) {
+      KH_ASSIGN_OR_RETURN(std::string pem, ReadFileBounded(path, kMaxKeyFileBytes));
+      auto key = jwt::VerificationKeyFromPem(pem);
+      if (!key.ok()) return key.status().WithContext(path);
+      keys.push_back(std::move(*key));
+    }
+    return keys;
+  }
+  KH_ASSIGN_OR_RETURN(signer::KeyStore * store, Store(ctx));
+  KH_ASSIGN_OR_RETURN(std::vector<jwt::PublishedKey> published, jwt::PublishedSaKeys(*store));
+  for (const auto& p : published) {
+    KH_ASSIGN_OR_RETURN(jwt::VerificationKey k, jwt::VerificationKeyFromSpki(p.spki_der, p.kid));
+    keys.push_back(std::move(k));
+  }
+  if (keys.empty()) return FailedPrecondition("the token holds no service-account keys");
+  return keys;
+}
+
+void PrintIdentityText(std::ostream& out, const jwt::ServiceAccountIdentity& id) {
+  out << "user: " << id.username << "\n"
+      << "uid: " << id.uid << "\n"
+      << "groups:";
+  for (const auto& g : id.groups) out << " " << g;
+  out << "\n";
+  for (const auto& [k, values] : id.extra) {
+    for (const auto& v : values) out << "extra: " << k << "=" << v << "\n";
+  }
+  out << "audiences:";
+  for (const auto& a : id.audiences) out << " " << a;
+  out << "\n"
+      << "issuer: " << id.issuer << "\n"
+      << "kid: " << id.kid << " (" << jwt::JwsAlgorithmName(id.algorithm) << ")\n";
+  if (id.issued_at) out << "issued: " << Rfc3339(*id.issued_at) << "\n";
+  out << "expires: " << (id.expires_at ? Rfc3339(*id.expires_at) : std::string("never")) << "\n";
+}
+
+nlohmann::json IdentityJson(const jwt::ServiceAccountIdentity& id) {
+  nlohmann::json extra = nlohmann::json::object();
+  for (const auto& [k, values] : id.extra) extra[k] = values;
+  nlohmann::json j = {
+      {"authenticated", true},
+      {"user", {{"username", id.username}, {"uid", id.uid}, {"groups", id.groups}, {"extra", extra}}},
+      {"audiences", id.audiences},
+      {"issuer", id.issuer},
+      {"kid", id.kid},
+      {"alg", std::string(jwt::JwsAlgorithmName(id.algorithm))},
+  };
+  if (id.expires_at) j["exp"] = *id.expires_at;
+  if (id.issued_at) j["iat"] = *id.issued_at;
+  if (id.not_before) j["nbf"] = *id.not_before;
+  return j;
+}
+
+int SaVerify(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm sa verify");
+  d.add_options()
+      ("issuer", po::value<std::vector<std::string>>(), "accepted iss, repeatable (required)")
+      ("audience", po::value<std::vector<std::string>>(), "accepted audience, repeatable (default: the issuers, "
+       "like kube-apiserver's --api-audiences)")
+      ("token-file", po::value<std::string>(), "file holding the token, also positional (default: standard input; "
+       "'-' too). Not --token: that global option names the PKCS#11 token")
+      ("jwks", po::value<std::string>(), "verify with the keys of this JWKS file instead of the token's keys")
+      ("public-key", po::value<std::vector<std::string>>(), "verify with this PEM public key (sa.pub), repeatable; "
+       "kid derived as kube-apiserver does")
+      ("output,o", po::value<std::string>()->default_value("text"), "text | json");
+  po::variables_map vm;
+  int code = 0;
+  const std::string usage = std::string(
+                                "kubehsm sa verify [TOKEN_FILE] --issuer URL... [--audience AUD]... "
+                                "[--jwks FILE | --public-key sa.pub...] [-o text|json]\n\n"
+                                "Verifies a service-account token as kube-apiserver does (issuer, kid, alg allowlist,\n"
+                                "signature, audience, exp/nbf/iat with 60 s leeway) and prints the identity it would\n"
+                                "authenticate. Live object checks (service account, pod, secret, node UIDs) need the\n"
+                                "API server: use a TokenReview for those.\n\n") +
+                            kVerifyExitCodes;
+  po::positional_options_description pos;
+  pos.add("token-file", 1);
+  if (!ParseArgs(ctx, usage, d, &pos, args, vm, code)) return code;
+  const std::string fmt = vm["output"].as<std::string>();
+  if (fmt != "text" && fmt != "json") return ctx.UsageError("--output must be text or json");
+  jwt::VerifyOptions options;
+  options.issuers = Strings(vm, "issuer");
+  if (options.issuers.empty()) return ctx.UsageError("--issuer is required (see 'kubehsm sa verify --help')");
+  options.audiences = Strings(vm, "audience");
+  options.now = Now();
+  if (vm.count("jwks") != 0 && vm.count("public-key") != 0) {
+    return ctx.UsageError("--jwks and --public-key are mutually exclusive");
+  }
+
+  const std::string token_path = Opt(vm, "token-file");
+  auto token = token_path.empty() || token_path == "-" ? ReadStdinBounded(kMaxTokenBytes)
+                                                       : ReadFileBounded(token_path, kMaxTokenBytes);
+  if (!token.ok()) return ctx.Fail(token.status().WithContext("reading the token"));
+  auto keys = VerifyKeys(ctx, vm);
+  if (!keys.ok()) return ctx.Fail(keys.status().WithContext("loading verification keys"));
+
+  const jwt::VerifyResult result = jwt::VerifyServiceAccountToken(Strip(*token), *keys, options);
+  if (!result.ok()) {
+    if (fmt == "json") {
+      ctx.out() << nlohmann::json{{"authenticated", false},
+                                  {"error", std::string(jwt::TokenErrorName(result.error))},
+                                  {"message", result.message}}
+                       .dump(2)
+                << "\n";
+    }
+    ctx.err() << "kubehsm: error: token refused (" << jwt::TokenErrorName(result.error) << "): " << result.message
+              << "\n";
+    return ExitCodeFor(result.error);
+  }
+  if (fmt == "json") {
+    ctx.out() << IdentityJson(result.identity).dump(2) << "\n";
+  } else {
+    PrintIdentityText(ctx.out(), result.identity);
+  }
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------------------------------------
+// sa jwks / sa discovery
+
+int SaJwks(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm sa jwks");
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx,
+                 "kubehsm sa jwks [global options]\n\nPrints the JWKS of the published service-account keys (next, active, retired)\n"
+                 "exactly as kube-apiserver serves /openid/v1/jwks.",
+                 d, nullptr, args, vm, code)) {
+    return code;
+  }
+  auto store = Store(ctx);
+  if (!store.ok()) return ctx.Fail(store.status());
+  auto keys = jwt::PublishedSaKeys(**store);
+  if (!keys.ok()) return ctx.Fail(keys.status());
+  auto jwks = jwt::RenderJwks(*keys);
+  if (!jwks.ok()) return ctx.Fail(jwks.status());
+  ctx.out() << *jwks << "\n";
+  return kExitOk;
+}
+
+int SaDiscovery(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm sa discovery");
+  d.add_options()("issuer", po::value<std::string>()->required(), "the first --service-account-issuer (https)")(
+      "jwks-uri", po::value<std::string>(), "where relying parties fetch the JWKS (https; default <issuer>/openid/v1/jwks)");
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx,
+                 "kubehsm sa discovery [--jwks-uri URL] --issuer URL\n\nPrints the OIDC discovery document "
+                 "as kube-apiserver serves /.well-known/openid-configuration.",
+                 d, nullptr, args, vm, code)) {
+    return code;
+  }
+  const std::string issuer = vm["issuer"].as<std::string>();
+  const std::string jwks_uri = vm.count("jwks-uri") != 0 ? vm["jwks-uri"].as<std::string>() : jwt::DefaultJwksUri(issuer);
+  if (Status s = jwt::ValidateDiscoveryIssuer(issuer); !s.ok()) return ctx.UsageError(s.message());
+  auto store = Store(ctx);
+  if (!store.ok()) return ctx.Fail(store.status());
+  auto keys = jwt::PublishedSaKeys(**store);
+  if (!keys.ok()) return ctx.Fail(keys.status());
+  auto doc = jwt::RenderDiscovery(issuer, jwks_uri, *keys);
+  if (!doc.ok()) {
+    return doc.status().code() == StatusCode::kInvalidArgument ? ctx.UsageError(doc.status().message())
+                                                               : ctx.Fail(doc.status());
+  }
+  ctx.out() << *doc << "\n";
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------------------------------------
+// rotation: list, rotate, activate, retire, remove, import-public
+
+int SaList(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm sa list");
+  d.add_options()("output,o", po::value<std::string>()->default_value("text"), "text | json");
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx, "kubehsm sa list [-o text|json]\n\nLists the service-account keys in the token and their states.",
+                 d, nullptr, args, vm, code)) {
+    return code;
+  }
+  const std::string fmt = vm["output"].as<std::string>();
+  if (fmt != "text" && fmt != "json") return ctx.UsageError("--output must be text or json");
+  auto store = Store(ctx);
+  if (!store.ok()) return ctx.Fail(store.status());
+  auto keys = jwt::ListSaKeys(**store);
+  if (!keys.ok()) return ctx.Fail(keys.status());
+  if (fmt == "json") {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& k : *keys) {
+      nlohmann::json j = {{"state", std::string(jwt::SaKeyStateName(k.state))},
+                          {"label", k.label},
+                          {"type", std::string(KeyTypeName(k.type))},
+                          {"private", k.has_private}};
+      if (k.state != jwt::SaKeyState::kIncomplete) {
+        j["kid"] = k.kid;
+        j["since"] = k.since;
+        j["alg"] = std::string(jwt::JwsAlgorithmName(jwt::JwsAlgorithmFor(k.type)));
+      }
+      arr.push_back(std::move(j));
+    }
+    ctx.out() << arr.dump(2) << "\n";
+    return kExitOk;
+  }
+  ctx.out() << std::left << std::setw(11) << "STATE" << std::setw(22) << "SINCE" << std::setw(12) << "TYPE"
+            << std::setw(9) << "PRIVATE" << "KID\n";
+  for (const auto& k : *keys) {
+    const bool incomplete = k.state == jwt::SaKeyState::kIncomplete;
+    ctx.out() << std::left << std::setw(11) << jwt::SaKeyStateName(k.state) << std::setw(22)
+              << (incomplete ? "-" : Rfc3339(k.since)) << std::setw(12) << KeyTypeName(k.type) << std::setw(9)
+              << (k.has_private ? "yes" : "no") << (incomplete ? k.label : k.kid) << "\n";
+  }
+  return kExitOk;
+}
+
+int SaRotate(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm sa rotate");
+  d.add_options()("type", po::value<std::string>()->default_value("rsa-2048"),
+                  "rsa-2048 (RS256) | rsa-3072 | rsa-4096 | ecdsa-p256 (ES256) | ecdsa-p384 (ES384) | ecdsa-p521 (ES512)");
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx,
+                 "kubehsm sa rotate [--type TYPE]\n\nCreates the next service-account key: published in the JWKS "
+                 "at once, signing only after 'kubehsm sa activate'.",
+                 d, nullptr, args, vm, code)) {
+    return code;
+  }
+  auto type = ParseKeyType(vm["type"].as<std::string>());
+  if (!type) return ctx.UsageError("unknown key type '" + vm["type"].as<std::string>() + "'");
+  auto store = Store(ctx);
+  if (!store.ok()) return ctx.Fail(store.status());
+  auto key = jwt::CreateNextSaKey(**store, *type, Now());
+  if (!key.ok()) return ctx.Fail(key.status());
+  ctx.out() << "created next key " << key->kid << " (" << KeyTypeName(key->type) << ", "
+            << jwt::JwsAlgorithmName(jwt::JwsAlgorithmFor(key->type)) << ")\n"
+            << "it is published now; once relying parties and kube-apiserver have fetched it (at least "
+            << jwt::kDefaultMinPublishedSeconds / 60 << " minutes), run: kubehsm sa activate " << key->kid << "\n";
+  return kExitOk;
+}
+
+int SaActivate(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm sa activate");
+  d.add_options()("key", po::value<std::string>(), "kid, unique kid prefix (4+ characters) or label; default: the next key")(
+      "min-published", po::value<std::string>()->default_value("1h"),
+      "refuse keys published for less than this (90s, 15m, 1h, 2d)")("force", po::bool_switch(),
+                                                                     "activate even if published too recently");
+  po::positional_options_description pos;
+  pos.add("key", 1);
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx,
+                 "kubehsm sa activate [KEY] [--min-published DURATION] [--force]\n\nMakes KEY the signing key; the "
+                 "previous active key becomes retired (still published).",
+                 d, &pos, args, vm, code)) {
+    return code;
+  }
+  auto min = ParseDuration(vm["min-published"].as<std::string>());
+  if (!min) return ctx.UsageError("--min-published: not a duration (e.g. 3600, 90s, 15m, 1h, 2d)");
+  auto store = Store(ctx);
+  if (!store.ok()) return ctx.Fail(store.status());
+  auto key = jwt::ActivateSaKey(**store, Opt(vm, "key"), {Now(), *min, vm["force"].as<bool>()});
+  if (!key.ok()) return ctx.Fail(key.status());
+  ctx.out() << "activated " << key->kid << ": new tokens are signed with it\n";
+  return kExitOk;
+}
+
+int SaRetire(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm sa retire");
+  d.add_options()("key", po::value<std::string>()->required(), "kid, unique kid prefix or label")(
+      "force", po::bool_switch(), "retire even the only active key");
+  po::positional_options_description pos;
+  pos.add("key", 1);
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx,
+                 "kubehsm sa retire [--force] KEY\n\nStops KEY signing (or a next key from ever signing); it stays "
+                 "published for verification.",
+                 d, &pos, args, vm, code)) {
+    return code;
+  }
+  auto store = Store(ctx);
+  if (!store.ok()) return ctx.Fail(store.status());
+  auto key = jwt::RetireSaKey(**store, vm["key"].as<std::string>(), Now(), vm["force"].as<bool>());
+  if (!key.ok()) return ctx.Fail(key.status());
+  ctx.out() << "retired " << key->kid << ": still published for verification\n";
+  return kExitOk;
+}
+
+int SaRemove(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm sa remove");
+  d.add_options()("key", po::value<std::string>()->required(), "kid, unique kid prefix or label")(
+      "min-retired", po::value<std::string>()->default_value("1d"),
+      "refuse keys retired for less than this; set it to your longest token lifetime")(
+      "force", po::bool_switch(), "remove anyway (tokens signed with the key stop verifying)");
+  po::positional_options_description pos;
+  pos.add("key", 1);
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx,
+                 "kubehsm sa remove [--min-retired DURATION] [--force] KEY\n\nDestroys KEY in the token and stops "
+                 "publishing it. The active key cannot be removed.",
+                 d, &pos, args, vm, code)) {
+    return code;
+  }
+  auto min = ParseDuration(vm["min-retired"].as<std::string>());
+  if (!min) return ctx.UsageError("--min-retired: not a duration (e.g. 86400, 12h, 30d)");
+  auto store = Store(ctx);
+  if (!store.ok()) return ctx.Fail(store.status());
+  auto key = jwt::RemoveSaKey(**store, vm["key"].as<std::string>(), {Now(), *min, vm["force"].as<bool>()});
+  if (!key.ok()) return ctx.Fail(key.status());
+  ctx.out() << "removed " << (key->kid.empty() ? key->label : key->kid) << "\n";
+  return kExitOk;
+}
+
+int SaImportPublic(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm sa import-public");
+  d.add_options()("public-key", po::value<std::string>()->required(), "PEM PUBLIC KEY file (e.g. the old sa.pub)");
+  po::positional_options_description pos;
+  pos.add("public-key", 1);
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx,
+                 "kubehsm sa import-public [--public-key] FILE\n\nPublishes an existing public key (retired, verify "
+                 "only) under its derived kid, so tokens signed before the migration keep verifying.",
+                 d, &pos, args, vm, code)) {
+    return code;
+  }
+  const std::string path = vm["public-key"].as<std::string>();
+  auto pem = ReadFileBounded(path, kMaxKeyFileBytes);
+  if (!pem.ok()) return ctx.Fail(pem.status());
+  auto key = jwt::VerificationKeyFromPem(*pem);
+  if (!key.ok()) return ctx.Fail(key.status().WithContext(path));
+  // Re-encode as SubjectPublicKeyInfo DER for the store.
+  const int len = i2d_PUBKEY(key->public_key.get(), nullptr);
+  std::string spki(static_cast<std::size_t>(len > 0 ? len : 0), '\0');
+  auto* p = reinterpret_cast<unsigned char*>(spki.data());
+  if (len <= 0 || i2d_PUBKEY(key->public_key.get(), &p) != len) return ctx.Fail(Internal("encoding the public key"));
+  auto store = Store(ctx);
+  if (!store.ok()) return ctx.Fail(store.status());
+  auto imported = jwt::ImportSaPublicKey(**store, spki, Now());
+  if (!imported.ok()) return ctx.Fail(imported.status());
+  ctx.out() << "imported " << imported->kid << " (" << KeyTypeName(imported->type) << ") as retired: published for "
+            << "verification only\n";
+  return kExitOk;
+}
+
+struct SaSubcommand {
+  const char* name;
+  int (*run)(Context&, const Args&);
+  const char* summary;
+};
+
+constexpr SaSubcommand kSubcommands[] = {
+    {"sign", SaSign, "mint a service-account token with the active key"},
+    {"verify", SaVerify, "verify a token like kube-apiserver and print its identity"},
+    {"jwks", SaJwks, "print the JWKS of the published keys (/openid/v1/jwks)"},
+    {"discovery", SaDiscovery, "print the OIDC discovery document (/.well-known/openid-configuration)"},
+    {"list", SaList, "list the service-account keys and their states"},
+    {"rotate", SaRotate, "create the next key (published, not signing yet)"},
+    {"activate", SaActivate, "make a published key the signing key; retire the previous one"},
+    {"retire", SaRetire, "stop a key signing; keep it published"},
+    {"remove", SaRemove, "destroy a retired or next key"},
+    {"import-public", SaImportPublic, "publish an existing public key (e.g. the old sa.pub) for verification"},
+};
+
+void PrintSaUsage(std::ostream& out) {
+  out << "Usage: kubehsm sa SUBCOMMAND [options]\n\nService-account tokens and signing-key rotation.\n\nSubcommands:\n";
+  for (const auto& s : kSubcommands) {
+    out << "  " << std::left << std::setw(15) << s.name << s.summary << "\n";
+  }
+  out << "\nKey states, stored in the token's key labels (kubehsm-sa:<state>:<since>:<kid>):\n"
+         "  next     published, not signing      (sa rotate)\n"
+         "  active   signing and published       (sa activate; exactly one)\n"
+         "  retired  published for verification  (sa retire, sa import-public)\n"
+         "  removed  destroyed                   (sa remove)\n"
+         "\nRun 'kubehsm sa SUBCOMMAND --help' for its options ('sa verify --help' lists its exit codes).\n";
+}
+
+}  // namespace
+
+int RunSa(Context& ctx, const Args& args) {
+  if (args.empty()) {
+    PrintSaUsage(ctx.err());
+    return kExitUsage;
+  }
+  if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    PrintSaUsage(ctx.out());
+    return kExitOk;
+  }
+  for (const auto& s : kSubcommands) {
+    if (args[0] == s.name) return s.run(ctx, Args(args.begin() + 1, args.end()));
+  }
+  return ctx.UsageError("unknown subcommand 'sa " + args[0] + "' (see 'kubehsm sa --help')");
+}
 
 }  // namespace kubehsm::cli
