@@ -1,0 +1,190 @@
+#include "ledger/audit_log.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+
+#include "common/file_util.h"
+
+namespace kubehsm::ledger {
+namespace {
+
+const std::string kGenesis(64, '0');
+constexpr std::string_view kHashKey = ",\"hash\":\"";
+
+std::string Sha256Hex(const std::string& data) {
+  unsigned char md[32];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(d[md[i] >> 4]);
+    out.push_back(d[md[i] & 15]);
+  }
+  return out;
+}
+
+std::string NowRfc3339() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Splits a line into body and hash; false if the line does not have the expected shape.
+bool SplitLine(const std::string& line, std::string& body, std::string& hash) {
+  const auto pos = line.rfind(kHashKey);
+  if (pos == std::string::npos) return false;
+  const std::string tail = line.substr(pos + kHashKey.size());
+  if (tail.size() != 64 + 2 || tail.substr(64) != "\"}") return false;
+  hash = tail.substr(0, 64);
+  body = line.substr(0, pos) + "}";
+  return true;
+}
+
+// Closes and unlocks a file descriptor on scope exit.
+class LockedFd final {
+ public:
+  explicit LockedFd(int fd) : fd_(fd) {}
+  LockedFd(const LockedFd&) = delete;  // owns the descriptor and its lock
+  LockedFd& operator=(const LockedFd&) = delete;
+  ~LockedFd() {
+    if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Reads the last complete line of the file open at `fd` ("" for an empty file).
+Result<std::string> LastLine(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Internal("audit: fstat: " + ErrnoText(errno));
+  if (st.st_size == 0) return std::string();
+  const off_t chunk = std::min<off_t>(st.st_size, 1 << 20);
+  std::string buf(static_cast<std::size_t>(chunk), '\0');
+  if (::pread(fd, buf.data(), buf.size(), st.st_size - chunk) != chunk) return Internal("audit: cannot read the log tail");
+  if (buf.back() != '\n') return FailedPrecondition("audit: the log ends with a partial record; run 'kubehsm audit verify'");
+  buf.pop_back();
+  const auto nl = buf.rfind('\n');
+  if (nl == std::string::npos && chunk < st.st_size) return FailedPrecondition("audit: last record is too long");
+  return nl == std::string::npos ? buf : buf.substr(nl + 1);
+}
+
+}  // namespace
+
+Status AuditLog::Append(const std::string& event, const std::map<std::string, std::string>& fields) {
+  LockedFd fd(::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (fd.get() < 0) return PermissionDenied("audit: cannot open " + path_.string() + ": " + ErrnoText(errno));
+  if (::flock(fd.get(), LOCK_EX) != 0) return Unavailable("audit: cannot lock " + path_.string());
+  KH_ASSIGN_OR_RETURN(std::string last, LastLine(fd.get()));
+  int64_t seq = 1;
+  std::string prev = kGenesis;
+  if (!last.empty()) {
+    std::string body, hash;
+    if (!SplitLine(last, body, hash)) return FailedPrecondition("audit: the last record is malformed");
+    auto j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.contains("seq") || !j["seq"].is_number_integer()) {
+      return FailedPrecondition("audit: the last record is malformed");
+    }
+    seq = j["seq"].get<int64_t>() + 1;
+    prev = hash;
+  }
+  nlohmann::ordered_json rec;
+  rec["seq"] = seq;
+  rec["time"] = NowRfc3339();
+  rec["event"] = event;
+  rec["fields"] = nlohmann::json(fields);
+  rec["prev"] = prev;
+  const std::string body = rec.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const std::string hash = Sha256Hex(body);
+  const std::string line = body.substr(0, body.size() - 1) + std::string(kHashKey) + hash + "\"}\n";
+  if (::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    return Unavailable("audit: cannot append to " + path_.string() + ": " + ErrnoText(errno));
+  }
+  if (::fsync(fd.get()) != 0) return Unavailable("audit: fsync " + path_.string() + ": " + ErrnoText(errno));
+  return WriteFileAtomic(head_path(), std::to_string(seq) + " " + hash + "\n", 0600);
+}
+
+Result<AuditLog::VerifyResult> AuditLog::Verify() const {
+  std::ifstream in(path_, std::ios::binary);
+  if (!in) return NotFound("audit: cannot read " + path_.string());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string all = ss.str();
+  VerifyResult result;
+  std::string prev = kGenesis;
+  int64_t expected = 1;
+  std::size_t pos = 0;
+  while (pos < all.size()) {
+    const auto nl = all.find('\n', pos);
+    if (nl == std::string::npos) {
+      return FailedPrecondition("audit: record " + std::to_string(expected) + " is truncated (partial last line)");
+    }
+    const std::string line = all.substr(pos, nl - pos);
+    pos = nl + 1;
+    const std::string where = "audit: record " + std::to_string(expected) + " (line " + std::to_string(expected) + ")";
+    std::string body, hash;
+    if (!SplitLine(line, body, hash)) return FailedPrecondition(where + " is malformed");
+    if (Sha256Hex(body) != hash) return FailedPrecondition(where + ": hash mismatch (record edited)");
+    auto j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.contains("seq") || !j["seq"].is_number_integer() || !j.contains("prev") ||
+        !j["prev"].is_string()) {
+      return FailedPrecondition(where + " is malformed");
+    }
+    const int64_t seq = j["seq"].get<int64_t>();
+    if (seq != expected) {
+      return FailedPrecondition("audit: record " + std::to_string(expected) + " missing or out of order (found seq " +
+                                std::to_string(seq) + " at line " + std::to_string(expected) + ")");
+    }
+    if (j["prev"].get<std::string>() != prev) {
+      return FailedPrecondition(where + ": chain broken (previous record removed, reordered or edited)");
+    }
+    prev = hash;
+    ++expected;
+    ++result.records;
+  }
+  result.head_hash = prev;
+  // The head anchors the tail: the log must reach at least the recorded head.
+  std::ifstream head_in(head_path());
+  int64_t head_seq = 0;
+  std::string head_hash;
+  if (head_in >> head_seq >> head_hash) {
+    if (result.records < head_seq) {
+      return FailedPrecondition("audit: truncated after record " + std::to_string(result.records) + "; record " +
+                                std::to_string(result.records + 1) + " to " + std::to_string(head_seq) +
+                                " missing (head file says " + std::to_string(head_seq) + ")");
+    }
+    // Re-walk to check the head's record hash (cheap relative to the read above).
+    std::size_t p = 0;
+    for (int64_t i = 1; i <= head_seq; ++i) {
+      const auto e = all.find('\n', p);
+      std::string body, hash;
+      SplitLine(all.substr(p, e - p), body, hash);
+      if (i == head_seq && hash != head_hash) {
+        return FailedPrecondition("audit: record " + std::to_string(head_seq) + " does not match the head file");
+      }
+      p = e + 1;
+    }
+  } else if (result.records > 0) {
+    return FailedPrecondition("audit: head file " + head_path().string() + " is missing or unreadable");
+  }
+  return result;
+}
+
+}  // namespace kubehsm::ledger

@@ -1,0 +1,46 @@
+// The audit trail: an append-only, hash-chained log of security events (key generation, every
+// certificate signed, renewals, refused requests, login failures, token signing in aggregate).
+//
+// Format: one JSON object per line. The line without its trailing `,"hash":"..."` member is the
+// record body; `hash` = hex SHA-256 of the body; the body carries `seq` (1, 2, ...) and `prev` (the
+// previous record's hash; 64 zeros for the first). A head file beside the log (`<log>.head`,
+// "seq hash", replaced atomically after every append) anchors the tail, so removing records from
+// the end is detected too. Appends from several processes serialize on flock(2).
+//
+// Never put secrets in fields: callers log names, serials, fingerprints and outcomes only.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "common/status.h"
+
+namespace kubehsm::ledger {
+
+class AuditLog final {
+ public:
+  // A log at `path` (created 0600 on first append).
+  explicit AuditLog(std::filesystem::path path) : path_(std::move(path)) {}
+
+  // Appends one event durably (fsync of the log, then the head). `fields` are string values.
+  Status Append(const std::string& event, const std::map<std::string, std::string>& fields);
+
+  struct VerifyResult {
+    int64_t records = 0;  // records that verified
+    std::string head_hash;
+  };
+  // Verifies the whole chain and the head anchor. On failure the message names the first bad
+  // record ("record 17 (line 17): hash mismatch", "record 5 missing", "truncated after record 9",
+  // ...), code kDataLoss-like kFailedPrecondition.
+  Result<VerifyResult> Verify() const;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path head_path() const { return path_.string() + ".head"; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace kubehsm::ledger

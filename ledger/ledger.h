@@ -1,0 +1,96 @@
+// The issuance ledger: every certificate kubehsm issues, in an embedded SQLite database.
+//
+// One row per certificate, keyed by serial: serials are unique across all of the token's CAs
+// (a UNIQUE constraint checked in the same write transaction that records the certificate). A
+// certificate is handed out only after its row is durable (WAL + synchronous=FULL, COMMIT returned).
+// Several kubehsm processes may use one ledger at once: writers serialize on SQLite's lock (with a
+// busy timeout), readers never block writers.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+struct sqlite3;
+
+namespace kubehsm::ledger {
+
+struct IssuanceRecord {
+  std::string serial_hex;     // upper-case hex as `openssl x509 -serial` prints it, e.g. "1A2B..."
+  std::string issuer_ca;      // "ca", "etcd-ca", "front-proxy-ca", ...
+  std::string subject;        // RFC 2253-like one-line subject ("O=...,CN=...")
+  std::vector<std::string> sans;  // "DNS:x", "IP:1.2.3.4"
+  std::string profile;        // kubeadm profile or custom profile name
+  std::string operation;      // "init", "issue", "renew", "sign-csr", "sign-dir"
+  int64_t not_before = 0;     // Unix seconds
+  int64_t not_after = 0;
+  std::string sha256_fingerprint;  // lower-case hex of SHA-256 over the DER
+  std::string requester;      // user who ran kubehsm
+  std::string host;           // host name of the signing box
+  int64_t issued_at = 0;      // Unix seconds
+  std::string cert_pem;
+};
+
+struct ListFilter {
+  std::optional<std::string> issuer_ca;
+  std::optional<std::string> profile;
+  std::size_t limit = 0;  // 0 = all
+};
+
+class Ledger final {
+ public:
+  // Opens (creating if needed, mode 0600) the ledger at `path`. Fails with kFailedPrecondition
+  // when the file is not a kubehsm ledger or has a newer schema.
+  static Result<std::unique_ptr<Ledger>> Open(const std::filesystem::path& path);
+
+  Ledger(const Ledger&) = delete;  // owns the database connection
+  Ledger& operator=(const Ledger&) = delete;
+  ~Ledger();
+
+  // Records one certificate durably. kAlreadyExists when the serial is already in the ledger
+  // (the caller must discard that certificate and issue a new one with a fresh serial).
+  Status Record(const IssuanceRecord& record);
+
+  // Runs `issue` inside one immediate write transaction: `issue` signs a certificate and returns
+  // its record; the record is inserted and committed before this returns. A duplicate serial
+  // rolls back and calls `issue` again (up to 5 times) so the caller gets a fresh serial.
+  Result<IssuanceRecord> IssueInTransaction(const std::function<Result<IssuanceRecord>()>& issue);
+
+  // True when `serial_hex` (any case) is recorded.
+  Result<bool> Contains(const std::string& serial_hex);
+
+  // One record by serial (any case). kNotFound when absent.
+  Result<IssuanceRecord> Get(const std::string& serial_hex);
+
+  // Records in issue order (oldest first), filtered.
+  Result<std::vector<IssuanceRecord>> List(const ListFilter& filter = {});
+
+  // Number of records.
+  Result<int64_t> Count();
+
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  struct Private {};
+
+ public:
+  Ledger(Private, sqlite3* db, std::filesystem::path path) : db_(db), path_(std::move(path)) {}
+
+ private:
+  Status Exec(const char* sql);
+  Status Insert(const IssuanceRecord& r);
+
+  sqlite3* db_;  // owned; closed in the destructor
+  std::filesystem::path path_;
+};
+
+// Upper-case hex of big-endian serial bytes without leading zeros (as openssl prints serials).
+std::string NormalizeSerialHex(const std::string& hex);
+
+}  // namespace kubehsm::ledger

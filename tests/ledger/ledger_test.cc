@@ -1,0 +1,206 @@
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <random>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "ledger/ledger.h"
+#include "tests/support/test_env.h"
+
+namespace kubehsm::ledger {
+namespace {
+
+IssuanceRecord MakeRecord(const std::string& serial) {
+  IssuanceRecord r;
+  r.serial_hex = serial;
+  r.issuer_ca = "ca";
+  r.subject = "CN=kube-apiserver";
+  r.sans = {"DNS:kubernetes", "IP:10.96.0.1"};
+  r.profile = "apiserver";
+  r.operation = "init";
+  r.not_before = 1700000000;
+  r.not_after = 1731536000;
+  r.sha256_fingerprint = "fp-" + serial;
+  r.requester = "root";
+  r.host = "box";
+  r.issued_at = 1700000300;
+  r.cert_pem = "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n";
+  return r;
+}
+
+std::string RandomSerial(std::mt19937_64& rng) {
+  static const char* d = "0123456789ABCDEF";
+  std::string s;
+  for (int i = 0; i < 16; ++i) s.push_back(d[rng() % 16]);
+  return NormalizeSerialHex(s);
+}
+
+TEST(LedgerTest, RecordsAndReadsBack) {
+  testing::TempDir dir;
+  auto l = Ledger::Open(dir.path() / "ledger.db");
+  ASSERT_TRUE(l.ok()) << l.status().message();
+  ASSERT_TRUE((*l)->Record(MakeRecord("1a2b")).ok());
+  auto got = (*l)->Get("00:1A:2B");
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(got->serial_hex, "1A2B");
+  EXPECT_EQ(got->sans, (std::vector<std::string>{"DNS:kubernetes", "IP:10.96.0.1"}));
+  EXPECT_EQ(got->profile, "apiserver");
+  EXPECT_EQ(got->not_after, 1731536000);
+  EXPECT_EQ((*l)->Count().value(), 1);
+  EXPECT_TRUE((*l)->Contains("1A2B").value());
+  EXPECT_EQ((*l)->Get("FFFF").status().code(), StatusCode::kNotFound);
+}
+
+TEST(LedgerTest, DuplicateSerialIsRefused) {
+  testing::TempDir dir;
+  auto l = Ledger::Open(dir.path() / "ledger.db");
+  ASSERT_TRUE((*l)->Record(MakeRecord("ABCD")).ok());
+  IssuanceRecord dup = MakeRecord("abcd");
+  dup.sha256_fingerprint = "other";
+  dup.issuer_ca = "etcd-ca";  // unique across CAs
+  Status s = (*l)->Record(dup);
+  EXPECT_EQ(s.code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ((*l)->Count().value(), 1);
+}
+
+TEST(LedgerTest, IssueInTransactionRetriesWithFreshSerialOnCollision) {
+  testing::TempDir dir;
+  auto l = Ledger::Open(dir.path() / "ledger.db");
+  ASSERT_TRUE((*l)->Record(MakeRecord("77")).ok());
+  int calls = 0;
+  auto r = (*l)->IssueInTransaction([&]() -> Result<IssuanceRecord> {
+    ++calls;
+    return MakeRecord(calls == 1 ? "77" : "78");  // the first attempt collides
+  });
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(r->serial_hex, "78");
+  EXPECT_EQ((*l)->Count().value(), 2);
+}
+
+TEST(LedgerTest, IssueErrorRollsBackAndRecordsNothing) {
+  testing::TempDir dir;
+  auto l = Ledger::Open(dir.path() / "ledger.db");
+  auto r = (*l)->IssueInTransaction([]() -> Result<IssuanceRecord> { return Unavailable("token gone"); });
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ((*l)->Count().value(), 0);
+  EXPECT_TRUE((*l)->Record(MakeRecord("01")).ok());  // no transaction left open
+}
+
+TEST(LedgerTest, ListFiltersAndKeepsOrder) {
+  testing::TempDir dir;
+  auto l = Ledger::Open(dir.path() / "ledger.db");
+  for (int i = 1; i <= 5; ++i) {
+    IssuanceRecord r = MakeRecord(std::to_string(i));
+    r.issuer_ca = i % 2 == 0 ? "etcd-ca" : "ca";
+    ASSERT_TRUE((*l)->Record(r).ok());
+  }
+  ListFilter f;
+  f.issuer_ca = "ca";
+  auto rows = (*l)->List(f);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_EQ((*rows)[0].serial_hex, "1");
+  EXPECT_EQ((*rows)[2].serial_hex, "5");
+}
+
+TEST(LedgerTest, NotALedgerFileIsRefused) {
+  testing::TempDir dir;
+  testing::WriteTestFile(dir.path() / "junk.db", std::string(4096, 'x'));
+  auto l = Ledger::Open(dir.path() / "junk.db");
+  ASSERT_FALSE(l.ok());
+  EXPECT_NE(l.status().message().find("junk.db"), std::string::npos) << l.status().message();
+}
+
+TEST(LedgerTest, NewLedgerFileIsPrivate) {
+  testing::TempDir dir;
+  auto l = Ledger::Open(dir.path() / "ledger.db");
+  ASSERT_TRUE(l.ok());
+  struct stat st {};
+  ASSERT_EQ(::stat((dir.path() / "ledger.db").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 077, 0u);
+}
+
+// Two processes recording at once never produce a duplicate serial and lose nothing.
+TEST(LedgerTest, ConcurrentProcessesNeverDuplicateSerials) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "ledger.db";
+  ASSERT_TRUE(Ledger::Open(path).ok());
+  std::vector<pid_t> kids;
+  for (int p = 0; p < 2; ++p) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto l = Ledger::Open(path);
+      if (!l.ok()) ::_exit(3);
+      // Small serial space so collisions really happen between the processes.
+      std::mt19937_64 rng(static_cast<uint64_t>(::getpid()));
+      for (int i = 0; i < 150; ++i) {
+        auto r = (*l)->IssueInTransaction([&]() -> Result<IssuanceRecord> {
+          IssuanceRecord rec = MakeRecord(std::to_string(rng() % 400 + 1));
+          rec.sha256_fingerprint = "fp-" + std::to_string(::getpid()) + "-" + std::to_string(i);
+          return rec;
+        });
+        if (!r.ok() && r.status().code() != StatusCode::kInternal) ::_exit(4);
+      }
+      ::_exit(0);
+    }
+    kids.push_back(pid);
+  }
+  for (pid_t k : kids) {
+    int status = 0;
+    ::waitpid(k, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  }
+  auto l = Ledger::Open(path);
+  auto rows = (*l)->List();
+  ASSERT_TRUE(rows.ok());
+  std::set<std::string> serials;
+  for (const auto& r : *rows) EXPECT_TRUE(serials.insert(r.serial_hex).second) << r.serial_hex;
+  EXPECT_GE(rows->size(), 250u);  // 300 attempts in a 400-serial space; a few may exhaust retries
+}
+
+// SIGKILL in the middle of a burst of writes leaves a ledger that opens cleanly and holds every
+// record whose Record() returned.
+TEST(LedgerTest, SigkillMidWriteLeavesConsistentLedger) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "ledger.db";
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    auto l = Ledger::Open(path);
+    for (int i = 1; l.ok(); ++i) {
+      if (!(*l)->Record(MakeRecord(std::to_string(i))).ok()) ::_exit(5);
+      // Report each durable serial to the parent.
+      const std::string s = std::to_string(i) + "\n";
+      if (::write(fds[1], s.data(), s.size()) < 0) ::_exit(6);
+    }
+    ::_exit(7);
+  }
+  ::close(fds[1]);
+  std::string acked;
+  char buf[256];
+  while (std::count(acked.begin(), acked.end(), '\n') < 40) {
+    ssize_t n = ::read(fds[0], buf, sizeof(buf));
+    ASSERT_GT(n, 0);
+    acked.append(buf, static_cast<size_t>(n));
+  }
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(fds[0]);
+  auto l = Ledger::Open(path);
+  ASSERT_TRUE(l.ok()) << l.status().message();
+  std::istringstream in(acked);
+  std::string serial;
+  while (std::getline(in, serial)) EXPECT_TRUE((*l)->Contains(serial).value()) << serial;
+}
+
+}  // namespace
+}  // namespace kubehsm::ledger
