@@ -5,6 +5,7 @@
 #include "cli/command.h"
 #include "signer/pki/init.h"
 #include "signer/pki/maintenance.h"
+#include "signer/pki/pki_files.h"
 
 namespace kubehsm::cli {
 namespace po = boost::program_options;
@@ -105,6 +106,14 @@ int CertsRenew(Context& ctx, const Args& args) {
   options.cert_dir = vm["cert-dir"].as<std::string>();
   options.kubeconfig_dir = vm["kubeconfig-dir"].as<std::string>();
   options.progress = [&ctx](const std::string& line) { ctx.out() << line << "\n" << std::flush; };
+  if (vm.count("config") == 0) {
+    // Without a config, new keys follow the cluster's algorithm as ca.crt's key shows it.
+    auto ca = signer::pki::LoadCertificateFile(signer::pki::CertPath(options.cert_dir, "ca"));
+    if (ca.ok()) {
+      auto type = signer::KeyTypeOf(X509_get0_pubkey(ca->get()));
+      if (type.ok()) options.config.encryption_algorithm = *type;
+    }
+  }
   const auto names = vm["name"].as<std::vector<std::string>>();
   const auto valid = signer::pki::RenewableNames();
   for (const auto& n : names) {
