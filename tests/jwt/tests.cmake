@@ -9,3 +9,10 @@ kubehsm_test(jwt_unit_test LABEL unit
     jwt/jwks_test.cc
     jwt/sa_keys_test.cc
   LIBS kubehsm::jwt)
+
+# `kubehsm sa` end to end: the real binary against a fresh SoftHSM token per test.
+kubehsm_test(jwt_sa_cli_e2e_test LABEL e2e
+  SOURCES
+    jwt/jwt_test_util.cc
+    jwt/sa_cli_e2e_test.cc
+  LIBS kubehsm::jwt)
