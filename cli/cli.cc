@@ -9,6 +9,7 @@
 
 #include "cli/command.h"
 #include "cli/token_key_store.h"
+#include "common/file_util.h"
 
 namespace kubehsm::cli {
 namespace po = boost::program_options;
@@ -26,7 +27,9 @@ po::options_description GlobalOptionsDescription() {
       "module", po::value<std::string>(), "PKCS#11 module path (default " KUBEHSM_DEFAULT_MODULE ")")(
       "token", po::value<std::string>(), "RFC 7512 URI of the token (default pkcs11:token=kubehsm)")(
       "pin-source", po::value<std::string>(), "where the user PIN comes from: env:VAR, file:PATH, fd:N or prompt")(
-      "verbose,v", po::bool_switch(), "more detail on stderr (never PINs)");
+      "state-dir", po::value<std::string>(),
+      "directory of the issuance ledger and audit log (default: the config file's directory, else "
+      "/var/lib/kubehsm)")("verbose,v", po::bool_switch(), "more detail on stderr (never PINs)");
   return d;
 }
 
@@ -35,6 +38,7 @@ void ApplyGlobals(const po::variables_map& vm, GlobalOptions& g) {
   if (vm.count("module") != 0) g.module = vm["module"].as<std::string>();
   if (vm.count("token") != 0) g.token_uri = vm["token"].as<std::string>();
   if (vm.count("pin-source") != 0) g.pin_source = vm["pin-source"].as<std::string>();
+  if (vm.count("state-dir") != 0) g.state_dir = vm["state-dir"].as<std::string>();
   if (vm.count("verbose") != 0 && vm["verbose"].as<bool>()) g.verbose = true;
 }
 
@@ -79,6 +83,7 @@ Status ReadConfigFile(const std::string& path, GlobalOptions& g) {
     return InvalidArgument("config file " + path + ": " + e.what());
   }
   g.config_file = path;
+  if (g.state_dir.empty() && path != "/dev/null") g.state_dir = fs::absolute(path).parent_path().string();
   return OkStatus();
 }
 
@@ -120,9 +125,36 @@ Context::~Context() = default;
 
 Result<signer::KeyStore*> Context::KeyStore() {
   if (!session_) {
-    KH_ASSIGN_OR_RETURN(session_, TokenSession::Open(globals_));
+    auto opened = TokenSession::Open(globals_);
+    if (!opened.ok()) {
+      const Status& s = opened.status();
+      if (s.code() == StatusCode::kUnauthenticated || s.code() == StatusCode::kFailedPrecondition) {
+        AuditEvent("login-failure", {{"token", globals_.token_uri}, {"reason", s.message()}});
+      }
+      return s;
+    }
+    session_ = std::move(*opened);
   }
   return &session_->store();
+}
+
+Result<ledger::Ledger*> Context::Ledger() {
+  if (!ledger_) {
+    KH_RETURN_IF_ERROR(EnsureDirectory(globals_.state_dir, 0700));
+    KH_ASSIGN_OR_RETURN(ledger_, ledger::Ledger::Open(fs::path(globals_.state_dir) / "ledger.db"));
+  }
+  return ledger_.get();
+}
+
+ledger::AuditLog& Context::Audit() {
+  if (!audit_) audit_ = std::make_unique<ledger::AuditLog>(fs::path(globals_.state_dir) / "audit.log");
+  return *audit_;
+}
+
+void Context::AuditEvent(const std::string& event, const std::map<std::string, std::string>& fields) {
+  Status s = EnsureDirectory(globals_.state_dir, 0700);
+  if (s.ok()) s = Audit().Append(event, fields);
+  if (!s.ok()) err_ << "kubehsm: warning: audit record '" << event << "' not written: " << s.message() << "\n";
 }
 
 int Context::Fail(const Status& status) {
@@ -163,11 +195,26 @@ bool ParseArgs(Context& ctx, const std::string& usage, const po::options_descrip
   return true;
 }
 
+int DispatchSubcommand(Context& ctx, const Args& args, const char* group, std::initializer_list<Subcommand> subs) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::ostream& o = args.empty() ? ctx.err() : ctx.out();
+    o << "Usage: kubehsm " << group << " SUBCOMMAND [options]\n\nSubcommands:";
+    for (const auto& sub : subs) o << " " << sub.name;
+    o << "\n\nRun 'kubehsm " << group << " SUBCOMMAND --help' for its options.\n";
+    return args.empty() ? kExitUsage : kExitOk;
+  }
+  for (const auto& sub : subs) {
+    if (args[0] == sub.name) return sub.run(ctx, Args(args.begin() + 1, args.end()));
+  }
+  return ctx.UsageError("unknown subcommand '" + std::string(group) + " " + args[0] + "' (see 'kubehsm " + group +
+                        " --help')");
+}
+
 int Main(int argc, char** argv) {
   Args args(argv + 1, argv + argc);
   // Split "[global options] COMMAND [rest]".
   static const std::map<std::string, bool> kGlobalTakesValue = {{"--hsm-config", true}, {"--module", true},
-                                                                {"--token", true},      {"--pin-source", true},
+                                                                {"--token", true},      {"--pin-source", true}, {"--state-dir", true},
                                                                 {"--verbose", false},   {"-v", false}};
   Args global_args;
   std::size_t i = 0;
@@ -234,6 +281,7 @@ int Main(int argc, char** argv) {
     }
   }
   ApplyGlobals(gvm, globals);
+  if (globals.state_dir.empty()) globals.state_dir = "/var/lib/kubehsm";
 
   if (command == "version") {
     std::cout << "kubehsm " << KUBEHSM_VERSION << "\n";

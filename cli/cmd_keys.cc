@@ -51,6 +51,9 @@ int KeysGenerate(Context& ctx, const Args& args) {
   if (!h.ok()) return ctx.Fail(h.status());
   auto key = (*h)->token().GenerateKeyPair(vm["label"].as<std::string>(), *type);
   if (!key.ok()) return ctx.Fail(key.status());
+  ctx.AuditEvent("key-generate", {{"label", key->label},
+                                  {"type", std::string(KeyTypeName(key->type))},
+                                  {"uri", (*h)->token().KeyUri(*key)}});
   ctx.out() << "generated " << KeyTypeName(key->type) << " key '" << key->label << "' (id " << Hex(key->id)
             << ", sensitive, never extractable)\n"
             << (*h)->token().KeyUri(*key) << "\n";
@@ -172,29 +175,14 @@ int TokenInit(Context& ctx, const Args& args) {
   return kExitOk;
 }
 
-int Dispatch(Context& ctx, const Args& args, const char* group,
-             std::initializer_list<std::pair<const char*, int (*)(Context&, const Args&)>> subs) {
-  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    std::ostream& o = args.empty() ? ctx.err() : ctx.out();
-    o << "Usage: kubehsm " << group << " SUBCOMMAND [options]\n\nSubcommands:";
-    for (const auto& [name, fn] : subs) o << " " << name;
-    o << "\n";
-    return args.empty() ? kExitUsage : kExitOk;
-  }
-  for (const auto& [name, fn] : subs) {
-    if (args[0] == name) return fn(ctx, Args(args.begin() + 1, args.end()));
-  }
-  return ctx.UsageError("unknown subcommand '" + std::string(group) + " " + args[0] + "'");
-}
-
 }  // namespace
 
 int RunKeys(Context& ctx, const Args& args) {
-  return Dispatch(ctx, args, "keys", {{"generate", KeysGenerate}, {"list", KeysList}, {"pubkey", KeysPubkey}});
+  return DispatchSubcommand(ctx, args, "keys", {{"generate", KeysGenerate}, {"list", KeysList}, {"pubkey", KeysPubkey}});
 }
 
 int RunToken(Context& ctx, const Args& args) {
-  return Dispatch(ctx, args, "token", {{"list", TokenList}, {"init", TokenInit}});
+  return DispatchSubcommand(ctx, args, "token", {{"list", TokenList}, {"init", TokenInit}});
 }
 
 }  // namespace kubehsm::cli

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +13,8 @@
 #include <boost/program_options.hpp>
 
 #include "common/status.h"
+#include "ledger/audit_log.h"
+#include "ledger/ledger.h"
 #include "signer/key_store.h"
 
 namespace kubehsm::cli {
@@ -25,6 +29,8 @@ struct GlobalOptions {
   std::string token_uri;    // RFC 7512 URI selecting the token ("pkcs11:token=kubehsm")
   std::string pin_source;   // env:VAR | file:PATH | fd:N | prompt
   std::string config_file;  // the kubehsm config file actually read ("" if none)
+  std::string state_dir;    // where ledger.db and audit.log live (default: the config file's directory,
+                            // else /var/lib/kubehsm)
   bool verbose = false;
 };
 
@@ -50,6 +56,12 @@ class Context final {
   // The open token session (after KeyStore() succeeded), for hsm-level commands.
   TokenSession* token_session() { return session_.get(); }
 
+  // The issuance ledger and the audit trail in globals().state_dir (created 0700 on first use).
+  Result<ledger::Ledger*> Ledger();
+  ledger::AuditLog& Audit();
+  // Appends a security event to the audit trail; a failure to write it is a warning on stderr.
+  void AuditEvent(const std::string& event, const std::map<std::string, std::string>& fields);
+
   // Prints "kubehsm: error: <message>" on stderr and returns the exit code for the status
   // (kExitUsage for kInvalidArgument raised by option parsing, else kExitFailure).
   int Fail(const Status& status);
@@ -61,6 +73,8 @@ class Context final {
   std::ostream& out_;
   std::ostream& err_;
   std::unique_ptr<TokenSession> session_;
+  std::unique_ptr<ledger::Ledger> ledger_;
+  std::unique_ptr<ledger::AuditLog> audit_;
 };
 
 using Args = std::vector<std::string>;
@@ -71,6 +85,16 @@ using Args = std::vector<std::string>;
 bool ParseArgs(Context& ctx, const std::string& usage, const boost::program_options::options_description& desc,
                const boost::program_options::positional_options_description* positional, const Args& args,
                boost::program_options::variables_map& vm, int& exit_code);
+
+// A subcommand: its name and entry point.
+struct Subcommand {
+  const char* name;
+  int (*run)(Context&, const Args&);
+};
+
+// Runs the subcommand named by args[0] with the remaining arguments. Prints the group's usage for
+// `--help` (exit 0) or no arguments (exit 1); an unknown name is a usage error.
+int DispatchSubcommand(Context& ctx, const Args& args, const char* group, std::initializer_list<Subcommand> subs);
 
 // Command entry points. Each receives the arguments after its command word.
 int RunKeys(Context& ctx, const Args& args);    // cli/cmd_keys.cc
