@@ -334,6 +334,15 @@ bool KeyManager::TryRecover() {
     old.reset();
   }
   auto opened = factory_();
+  if (!opened.ok() && opened.status().code() == StatusCode::kUnauthenticated) {
+    // A refused PIN: retrying on a timer could lock the token (every retry is one C_Login). Wait
+    // for an operator to fix the PIN source and send SIGHUP.
+    logger_.Log(LogLevel::kError, "backend_reopen_paused",
+                {{"error", opened.status().message()}, {"resume", "fix the PIN source, then send SIGHUP"}});
+    std::lock_guard<std::mutex> lock(mu_);
+    recovery_paused_ = true;
+    return false;
+  }
   if (!opened.ok()) {
     logger_.Log(LogLevel::kWarn, "backend_reopen_failed", {{"error", opened.status().message()},
                                                            {"retry_in_ms", std::to_string(backoff.count())}});
@@ -357,6 +366,15 @@ void KeyManager::Run() {
   auto next_poll = Clock::now() + options_.poll_interval;
   while (!stop_) {
     if (down_) {
+      if (recovery_paused_) {
+        cv_.wait(lock, [&] { return stop_ || reload_requested_; });
+        if (stop_) break;
+        reload_requested_ = false;
+        recovery_paused_ = false;
+        next_attempt_ = Clock::now();
+        backoff_ = options_.backoff_initial;
+        continue;
+      }
       cv_.wait_until(lock, next_attempt_, [&] { return stop_; });
       if (stop_) break;
       if (Clock::now() < next_attempt_) continue;

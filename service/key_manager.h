@@ -6,7 +6,8 @@
 // snapshot (shared_ptr) under a short mutex and never touch the token except for the signature
 // itself. One maintenance thread owns everything slow: polling the SA key labels every
 // poll_interval (or at once on RequestReload, i.e. SIGHUP) and re-opening the backend with
-// exponential backoff after a failure. Because the key and its kid live in one immutable
+// exponential backoff after a failure (except after a refused PIN: each retry would be one more
+// C_Login towards locking the token, so recovery then waits for SIGHUP). Because the key and its kid live in one immutable
 // LoadedKey, a signature can never carry another key's kid, whatever reload or recovery runs
 // concurrently.
 #pragma once
@@ -138,6 +139,7 @@ class KeyManager final {
   bool down_ = false;
   bool stop_ = false;
   bool reload_requested_ = false;
+  bool recovery_paused_ = false;  // the PIN was refused: no timed retries until SIGHUP
   std::chrono::milliseconds backoff_{0};
   std::chrono::steady_clock::time_point next_attempt_{};
   std::function<void(bool)> state_listener_;

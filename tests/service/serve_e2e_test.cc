@@ -563,5 +563,46 @@ TEST_F(ServeTest, TokenFaultsGiveUnavailableFastAndSigningResumesByItself) {
 #endif
 }
 
+TEST_F(ServeTest, RefusedPinDuringRecoveryPausesUntilSighup) {
+#ifndef KUBEHSM_FAULT_PKCS11_PATH
+  GTEST_SKIP() << "the fault-injecting PKCS#11 shim (kubehsm_fault_pkcs11) is not part of this build";
+#else
+  CreateActiveKey("ecdsa-p256");
+  const fs::path control = tmp_.path() / "fault.conf";
+  WriteTestFile(control, "");
+  env_["KUBEHSM_FAULT_CONTROL"] = control.string();
+  env_["KUBEHSM_FAULT_REAL_MODULE"] = token_->module_path();
+  auto serve = StartServe({"--module", KUBEHSM_FAULT_PKCS11_PATH});
+  SignerClient client(socket_, "v1");
+  ASSERT_EQ(client.Sign(MakeClaims(kIssuer, kAudience)).code, grpc::StatusCode::OK);
+
+  // The token goes away, and meanwhile the PIN file is changed to a wrong PIN.
+  WriteTestFile(tmp_.path() / "fault.conf.new", "*=CKR_DEVICE_REMOVED\n");
+  fs::rename(tmp_.path() / "fault.conf.new", control);
+  EXPECT_EQ(client.Sign(MakeClaims(kIssuer, kAudience)).code, grpc::StatusCode::UNAVAILABLE);
+  WriteTestFile(token_->user_pin_file(), "000000000000\n");
+  WriteTestFile(tmp_.path() / "fault.conf.new", "");
+  fs::rename(tmp_.path() / "fault.conf.new", control);
+  ASSERT_TRUE(serve->WaitForLog("event=backend_reopen_paused", seconds(30))) << serve->Log();
+  // Paused: no further C_Login attempts on a timer.
+  std::this_thread::sleep_for(seconds(2));
+  const std::string log = serve->Log();
+  std::size_t logins = 0;
+  for (auto p = log.find("C_Login"); p != std::string::npos; p = log.find("C_Login", p + 1)) ++logins;
+  EXPECT_EQ(logins, 1u) << log;
+  EXPECT_EQ(client.Sign(MakeClaims(kIssuer, kAudience)).code, grpc::StatusCode::UNAVAILABLE);
+
+  // Fixed PIN + SIGHUP: recovers.
+  WriteTestFile(token_->user_pin_file(), token_->user_pin() + "\n");
+  serve->Signal(SIGHUP);
+  ASSERT_TRUE(serve->WaitForLog("event=backend_recovered", seconds(30))) << serve->Log();
+  const std::string claims = MakeClaims(kIssuer, kAudience);
+  CallResult r = client.Sign(claims);
+  ASSERT_EQ(r.code, grpc::StatusCode::OK) << r.message;
+  EXPECT_EQ(VerifyWithOpenSsl(Assemble(claims, r), client.FetchKeys().keys), "");
+  EXPECT_EQ(serve->Log().find(token_->user_pin()), std::string::npos);
+#endif
+}
+
 }  // namespace
 }  // namespace kubehsm::testing
