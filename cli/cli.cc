@@ -67,18 +67,29 @@ Result<std::string> FindConfigFile(const std::string& explicit_path) {
   return std::string();
 }
 
-// Reads `module`, `token` and `pin-source` from a kubehsm config file (INI "key = value").
+// Reads `module`, `token`, `pin-source`, `state-dir` and `module-env` from a kubehsm config file
+// (INI "key = value"; `module-env` may repeat).
 Status ReadConfigFile(const std::string& path, GlobalOptions& g) {
   std::ifstream in(path);
   if (!in) return PermissionDenied("cannot read config file " + path);
   po::options_description d;
-  d.add_options()("module", po::value<std::string>())("token", po::value<std::string>())("pin-source",
-                                                                                         po::value<std::string>());
+  d.add_options()("module", po::value<std::string>())("token", po::value<std::string>())(
+      "pin-source", po::value<std::string>())("state-dir", po::value<std::string>())(
+      "module-env", po::value<std::vector<std::string>>()->composing());
   try {
     po::variables_map vm;
     po::store(po::parse_config_file(in, d, /*allow_unregistered=*/false), vm);
     po::notify(vm);
     ApplyGlobals(vm, g);
+    if (vm.count("module-env") != 0) {
+      for (const auto& kv : vm["module-env"].as<std::vector<std::string>>()) {
+        const auto eq = kv.find('=');
+        if (eq == 0 || eq == std::string::npos) {
+          return InvalidArgument("config file " + path + ": module-env must be NAME=VALUE, got '" + kv + "'");
+        }
+        g.module_env.push_back(kv);
+      }
+    }
   } catch (const po::error& e) {
     return InvalidArgument("config file " + path + ": " + e.what());
   }
@@ -282,6 +293,12 @@ int Main(int argc, char** argv) {
   }
   ApplyGlobals(gvm, globals);
   if (globals.state_dir.empty()) globals.state_dir = "/var/lib/kubehsm";
+  // Module environment (e.g. SOFTHSM2_CONF) from the config file, set once before any module is
+  // loaded and before any thread starts. A variable already set in the environment wins.
+  for (const auto& kv : globals.module_env) {
+    const auto eq = kv.find('=');
+    ::setenv(kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str(), /*overwrite=*/0);
+  }
 
   if (command == "version") {
     std::cout << "kubehsm " << KUBEHSM_VERSION << "\n";

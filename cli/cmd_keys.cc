@@ -1,4 +1,5 @@
 // kubehsm keys generate|list|pubkey and kubehsm token list|init.
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
 
@@ -90,14 +91,16 @@ int KeysList(Context& ctx, const Args& args) {
     return kExitOk;
   }
   auto yes = [](bool b) { return b ? "yes" : "no"; };
-  ctx.out() << std::left << std::setw(24) << "LABEL" << std::setw(12) << "TYPE" << std::setw(9) << "PRIVATE"
-            << std::setw(11) << "SENSITIVE" << std::setw(17) << "ALWAYS-SENSITIVE" << std::setw(12) << "EXTRACTABLE"
-            << std::setw(18) << "NEVER-EXTRACTABLE" << std::setw(7) << "LOCAL"
-            << "ID\n";
+  std::size_t label_width = 6;
+  for (const auto& k : *keys) label_width = std::max(label_width, k.label.size() + 2);
+  const int lw = static_cast<int>(label_width);
+  ctx.out() << std::left << std::setw(lw) << "LABEL" << std::setw(12) << "TYPE" << std::setw(9) << "PRIVATE"
+            << std::setw(11) << "SENSITIVE" << std::setw(18) << "ALWAYS-SENSITIVE" << std::setw(13) << "EXTRACTABLE"
+            << std::setw(19) << "NEVER-EXTRACTABLE" << std::setw(7) << "LOCAL" << "ID\n";
   for (const auto& k : *keys) {
-    ctx.out() << std::left << std::setw(24) << k.label << std::setw(12) << KeyTypeName(k.type) << std::setw(9)
-              << yes(k.has_private()) << std::setw(11) << yes(k.sensitive) << std::setw(17) << yes(k.always_sensitive)
-              << std::setw(12) << yes(k.extractable) << std::setw(18) << yes(k.never_extractable) << std::setw(7)
+    ctx.out() << std::left << std::setw(lw) << k.label << std::setw(12) << KeyTypeName(k.type) << std::setw(9)
+              << yes(k.has_private()) << std::setw(11) << yes(k.sensitive) << std::setw(18) << yes(k.always_sensitive)
+              << std::setw(13) << yes(k.extractable) << std::setw(19) << yes(k.never_extractable) << std::setw(7)
               << yes(k.local) << Hex(k.id) << "\n";
   }
   return kExitOk;

@@ -28,6 +28,7 @@ struct GlobalOptions {
   std::string module;       // PKCS#11 module path
   std::string token_uri;    // RFC 7512 URI selecting the token ("pkcs11:token=kubehsm")
   std::string pin_source;   // env:VAR | file:PATH | fd:N | prompt
+  std::vector<std::string> module_env;  // "NAME=VALUE" set before the module loads (config file only)
   std::string config_file;  // the kubehsm config file actually read ("" if none)
   std::string state_dir;    // where ledger.db and audit.log live (default: the config file's directory,
                             // else /var/lib/kubehsm)

@@ -122,8 +122,16 @@ Status AuditLog::Append(const std::string& event, const std::map<std::string, st
 }
 
 Result<AuditLog::VerifyResult> AuditLog::Verify() const {
+  std::error_code ec;
+  if (!std::filesystem::exists(path_, ec)) {
+    // No log is fine only when nothing was ever recorded (no head either).
+    if (std::filesystem::exists(head_path(), ec)) {
+      return FailedPrecondition("audit: " + path_.string() + " is missing but its head file exists (log deleted)");
+    }
+    return VerifyResult{};
+  }
   std::ifstream in(path_, std::ios::binary);
-  if (!in) return NotFound("audit: cannot read " + path_.string());
+  if (!in) return PermissionDenied("audit: cannot read " + path_.string());
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string all = ss.str();

@@ -106,6 +106,19 @@ TEST_F(AuditLogTest, PartialLastLineIsDetected) {
   ExpectFails("record 5");
 }
 
+TEST_F(AuditLogTest, DeletedLogIsDetected) {
+  std::filesystem::remove(log_->path());
+  ExpectFails("is missing but its head file exists");
+}
+
+TEST(AuditLogEmptyTest, NoLogYetVerifiesWithZeroRecords) {
+  testing::TempDir dir;
+  AuditLog log(dir.path() / "audit.log");
+  auto v = log.Verify();
+  ASSERT_TRUE(v.ok()) << v.status().message();
+  EXPECT_EQ(v->records, 0);
+}
+
 TEST_F(AuditLogTest, MissingHeadIsDetected) {
   std::filesystem::remove(log_->head_path());
   ExpectFails("head file");
