@@ -82,3 +82,14 @@ struct X509StackDeleter {
 using X509StackPtr = std::unique_ptr<STACK_OF(X509), X509StackDeleter>;
 
 }  // namespace kubehsm
+
+// Appended for signer/pki CSR signing (issue 4).
+namespace kubehsm {
+
+// Frees a STACK_OF(X509_EXTENSION) and the extensions it holds (X509_REQ_get_extensions result).
+struct X509ExtensionStackDeleter {
+  void operator()(STACK_OF(X509_EXTENSION) * s) const { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
+};
+using X509ExtensionStackPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), X509ExtensionStackDeleter>;
+
+}  // namespace kubehsm

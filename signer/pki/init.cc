@@ -75,9 +75,12 @@ Status CheckLeaf(const X509* cert, const EVP_PKEY* key, const X509* ca_cert, con
   return OkStatus();
 }
 
-Result<KeyAndCert> Runner::IssueWithNewKey(const LoadedCa& ca, const CertSpec& spec, const Validity& validity) {
+Result<KeyAndCert> Runner::IssueWithNewKey(const LoadedCa& ca, const CertSpec& spec, const Validity& validity,
+                                           std::string_view profile) {
   KH_ASSIGN_OR_RETURN(SigningKey leaf_key, SigningKey::GenerateSoftware(options.config.encryption_algorithm));
-  KH_ASSIGN_OR_RETURN(X509Ptr cert, IssueLeaf(ca.key, ca.cert.get(), leaf_key.public_key(), spec, validity));
+  KH_ASSIGN_OR_RETURN(X509Ptr cert,
+                      SignAndRecord([&] { return IssueLeaf(ca.key, ca.cert.get(), leaf_key.public_key(), spec, validity); },
+                                    options.record, {nullptr, ca.profile->name, profile, operation}));
   KH_ASSIGN_OR_RETURN(std::string key_pem, PrivateKeyToPem(leaf_key.pkey()));
   KH_ASSIGN_OR_RETURN(std::string cert_pem, CertificateToPem(cert.get()));
   return KeyAndCert{std::move(key_pem), std::move(cert_pem)};
@@ -159,7 +162,8 @@ Status CaPhase(Runner& r) {
       r.Say("[certs] Generating \"" + std::string(ca.file_base) + "\" certificate from the existing token key '" +
             label + "'");
     }
-    Result<X509Ptr> cert = SelfSignCa(*key, CaSpec(ca), r.CaValidity());
+    Result<X509Ptr> cert = SignAndRecord([&] { return SelfSignCa(*key, CaSpec(ca), r.CaValidity()); },
+                                         r.options.record, {nullptr, ca.name, ca.name, r.operation});
     Result<std::string> pem = cert.ok() ? CertificateToPem(cert->get()) : Result<std::string>(cert.status());
     Status written = pem.ok() ? r.Write(path, *pem, kCertMode) : pem.status();
     if (!written.ok()) {
@@ -255,7 +259,7 @@ Status IssueLeafSet(Runner& r, const std::filesystem::path& ca_dir) {
       }
     }
     r.Say("[certs] Generating \"" + std::string(leaf.file_base) + "\" certificate and key");
-    KH_ASSIGN_OR_RETURN(KeyAndCert kc, r.IssueWithNewKey(*it, spec, r.LeafValidity()));
+    KH_ASSIGN_OR_RETURN(KeyAndCert kc, r.IssueWithNewKey(*it, spec, r.LeafValidity(), leaf.name));
     KH_RETURN_IF_ERROR(r.WriteKeyAndCert(leaf.file_base, kc));
     if (leaf.sans == SanRule::kApiServer || leaf.sans == SanRule::kEtcdServer || leaf.sans == SanRule::kEtcdPeer) {
       r.Say("[certs] " + std::string(leaf.file_base) + " serving cert is signed for DNS names " +
@@ -332,7 +336,7 @@ Result<RunSummary> RunInit(KeyStore& store, const PkiOptions& options) {
 }
 
 Result<RunSummary> IssueNodeSet(KeyStore& store, const std::filesystem::path& ca_cert_dir, const PkiOptions& options) {
-  internal::Runner r{store, options, {}};
+  internal::Runner r{store, options, {}, "issue"};
   r.Say("[certs] Using certificateDir folder \"" + options.cert_dir.string() + "\"");
   // The shared files: CA certificates (and sa.pub) copied byte-for-byte.
   for (const CaProfile& ca : CaProfiles()) {

@@ -25,6 +25,7 @@
 #include "signer/key_store.h"
 #include "signer/pki/certificate.h"
 #include "signer/pki/cluster_config.h"
+#include "signer/pki/issuance.h"
 
 namespace kubehsm::signer::pki {
 
@@ -41,6 +42,12 @@ struct PkiOptions {
   // Replace what does not pair up or no longer matches (see the file comment). Never deletes keys.
   bool overwrite = false;
   ProgressFn progress;  // may be empty
+  // Called for every certificate the run signs, after signing and before any file holding it is
+  // written (see signer/pki/issuance.h for the contract: kAlreadyExists re-signs with a fresh
+  // serial, any other error aborts with nothing written). May be empty (nothing recorded). The
+  // operation is "init" for RunInit/RunInitPhase, "issue" for IssueNodeSet, "renew" for
+  // RenewCertificates.
+  RecordFn record;
 };
 
 enum class InitPhase { kCa, kSa, kCerts, kKubeconfig };

@@ -31,6 +31,7 @@ struct Runner {
   KeyStore& store;
   const PkiOptions& options;
   RunSummary summary;
+  std::string_view operation = "init";  // what IssuedCertificate::operation says
 
   void Say(const std::string& line) const;
   // EnsureDirectory(parent, 0755) + WriteFileAtomic; counts the write.
@@ -39,8 +40,10 @@ struct Runner {
   Validity CaValidity() const;
   // Loads <cert_dir>/<ca>.crt and the store key, checking they pair up.
   Result<LoadedCa> LoadCa(const CaProfile& ca, const std::filesystem::path& cert_dir);
-  // A fresh software key of config.encryption_algorithm and its certificate, as PEM.
-  Result<KeyAndCert> IssueWithNewKey(const LoadedCa& ca, const CertSpec& spec, const Validity& validity);
+  // A fresh software key of config.encryption_algorithm and its certificate, as PEM. The
+  // certificate is recorded (options.record, as `profile`) before this returns.
+  Result<KeyAndCert> IssueWithNewKey(const LoadedCa& ca, const CertSpec& spec, const Validity& validity,
+                                     std::string_view profile);
   // Writes <base>.key (0600) then <base>.crt (0644); removes the new key if the cert write fails.
   Status WriteKeyAndCert(std::string_view base, const KeyAndCert& kc);
 };

@@ -71,7 +71,7 @@ Status WriteKubeconfigs(Runner& r, bool node_set_only) {
     // 1.31+: NotAfter = T + certificateValidityPeriod, NotBefore left at the helper default, which is
     // the CA certificate's NotBefore (spec §4, confirmed on kubeadm 1.32.6 output).
     const Validity validity{ca_validity.not_before, opts.now + opts.config.cert_validity};
-    KH_ASSIGN_OR_RETURN(KeyAndCert client, r.IssueWithNewKey(ca, spec, validity));
+    KH_ASSIGN_OR_RETURN(KeyAndCert client, r.IssueWithNewKey(ca, spec, validity, kc.file_name));
     KubeconfigSpec kspec;
     kspec.cluster_name = opts.config.cluster_name;
     kspec.server = server;

@@ -245,7 +245,7 @@ std::vector<std::string> RenewableNames() {
 
 Result<RunSummary> RenewCertificates(KeyStore& store, const std::vector<std::string>& names,
                                      const PkiOptions& options) {
-  internal::Runner r{store, options, {}};
+  internal::Runner r{store, options, {}, "renew"};
   std::vector<std::string> todo;
   const bool all = names.size() == 1 && names[0] == "all";
   if (all) {
@@ -305,7 +305,7 @@ Result<RunSummary> RenewCertificates(KeyStore& store, const std::vector<std::str
     KH_ASSIGN_OR_RETURN(CertSpec spec, SpecFromCertificate(old->get()));
     spec.is_ca = false;
     Normalize(spec.sans);
-    KH_ASSIGN_OR_RETURN(internal::KeyAndCert kc_pair, r.IssueWithNewKey(*ca, spec, r.LeafValidity()));
+    KH_ASSIGN_OR_RETURN(internal::KeyAndCert kc_pair, r.IssueWithNewKey(*ca, spec, r.LeafValidity(), name));
     if (leaf != nullptr) {
       KH_RETURN_IF_ERROR(r.WriteKeyAndCert(leaf->file_base, kc_pair));
     } else {

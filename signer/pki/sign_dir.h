@@ -1,0 +1,64 @@
+// Signing the output of `kubeadm certs generate-csr` (spec kubeadm-pki.md §6) so that `kubeadm
+// init` finds an external-CA layout:
+//
+//   input (node)                              output (added by SignGenerateCsrDir)
+//   <cert-dir>/<leaf>.csr [+ <leaf>.key]       <cert-dir>/<leaf>.crt                  (0644)
+//     leaf = apiserver, apiserver-kubelet-client, front-proxy-client, apiserver-etcd-client,
+//            etcd/server, etcd/peer, etcd/healthcheck-client
+//   <kubeconfig-dir>/<conf> (client-key-data)  same file with client-certificate-data and
+//   <kubeconfig-dir>/<conf>.csr                certificate-authority-data filled      (0600)
+//     conf = admin.conf, super-admin.conf, kubelet.conf, controller-manager.conf, scheduler.conf
+//                                              <cert-dir>/ca.crt, etcd/ca.crt, front-proxy-ca.crt
+//                                              copied from the CA dir, without keys   (0644)
+//
+// All or nothing per run: every CSR is parsed and checked against its profile (inferred from the
+// file name) and the cluster config first (CN, O, SANs the config allows, key type and size equal
+// to the config's encryptionAlgorithm, .key/kubeconfig key matching the CSR); any problem refuses
+// the whole run, listing all problems, before anything is signed. Then each certificate is signed,
+// recorded (RecordFn) and written atomically. Re-running after an interruption keeps every
+// certificate already written that is still valid for its CSR, and signs the rest.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "signer/key_store.h"
+#include "signer/pki/cluster_config.h"
+#include "signer/pki/init.h"
+#include "signer/pki/issuance.h"
+
+namespace kubehsm::signer::pki {
+
+struct SignDirOptions {
+  ClusterConfig config;                  // the cluster config the node ran generate-csr with
+  std::filesystem::path cert_dir;        // generate-csr's --cert-dir
+  std::filesystem::path kubeconfig_dir;  // generate-csr's --kubeconfig-dir
+  std::filesystem::path ca_dir;          // where ca.crt, etcd/ca.crt, front-proxy-ca.crt are (keys: the store)
+  Clock::time_point now = Clock::now();  // kubeadm's T for the run
+  RecordFn record;                       // every certificate, before it is written (operation "sign-dir")
+  ProgressFn progress;                   // may be empty
+  // Called once per problem of a refused run (`file` is the CSR or file concerned), e.g. to audit.
+  std::function<void(const std::string& file, const std::string& reason)> refused;
+};
+
+struct SignDirSummary {
+  int signed_certs = 0;  // certificates signed by this run
+  int kept = 0;          // certificates from an earlier run kept as valid
+  int ca_written = 0;    // CA certificates placed
+};
+
+// Runs the whole job (see the file comment). Fails with kPermissionDenied "refusing to sign
+// anything: N problem(s): ..." when a check fails; with the first I/O, token or recorder error
+// during signing (each file written so far is complete and recorded).
+Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions& options);
+
+// The files of a generate-csr layout relative to the directory a tar archive is packed from:
+// "pki/<leaf>.csr", "pki/<leaf>.key", "<conf>", "<conf>.csr" (inputs) and "pki/<leaf>.crt",
+// "pki/ca.crt", "pki/etcd/ca.crt", "pki/front-proxy-ca.crt", "<conf>" (outputs).
+std::vector<std::string> GenerateCsrInputNames();
+std::vector<std::string> SignDirOutputNames();
+
+}  // namespace kubehsm::signer::pki
