@@ -1,18 +1,25 @@
-// kubehsm certs issue|check-expiration|renew (signer/pki does the work; this file parses and
-// prints). `certs sign-csr` / `certs sign-dir` belong here too (a later issue).
+// kubehsm certs issue|check-expiration|renew|sign-csr|sign-dir (signer/pki does the work; this
+// file parses, wires the ledger and audit trail in, and prints).
+#include <stdlib.h>
+
 #include <iostream>
+#include <system_error>
 
 #include "cli/command.h"
+#include "cli/issuance_recorder.h"
+#include "cli/pki_flags.h"
+#include "common/file_util.h"
+#include "signer/pki/csr.h"
+#include "signer/pki/csr_archive.h"
 #include "signer/pki/init.h"
 #include "signer/pki/maintenance.h"
+#include "signer/pki/pem.h"
 #include "signer/pki/pki_files.h"
+#include "signer/pki/sign_dir.h"
 
 namespace kubehsm::cli {
 namespace po = boost::program_options;
-
-// Defined in cmd_init.cc (the flag table and its translation are shared with `kubehsm init`).
-po::options_description ClusterConfigFlags(const std::string& title);
-Result<signer::pki::PkiOptions> PkiOptionsFromFlags(Context& ctx, const po::variables_map& vm);
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -34,6 +41,9 @@ int CertsIssue(Context& ctx, const Args& args) {
   if (!options.ok()) return ctx.Fail(options.status());
   auto store = ctx.KeyStore();
   if (!store.ok()) return ctx.Fail(store.status());
+  auto recorder = LedgerRecorder(ctx);
+  if (!recorder.ok()) return ctx.Fail(recorder.status());
+  options->record = *recorder;
   auto r = signer::pki::IssueNodeSet(**store, vm["ca-dir"].as<std::string>(), *options);
   if (!r.ok()) return ctx.Fail(r.status());
   ctx.out() << "[certs] Node set for \"" << options->config.node_name << "\" ready: " << r->written
@@ -123,8 +133,194 @@ int CertsRenew(Context& ctx, const Args& args) {
   }
   auto store = ctx.KeyStore();
   if (!store.ok()) return ctx.Fail(store.status());
+  auto recorder = LedgerRecorder(ctx);
+  if (!recorder.ok()) return ctx.Fail(recorder.status());
+  options.record = *recorder;
   auto r = signer::pki::RenewCertificates(**store, names, options);
   if (!r.ok()) return ctx.Fail(r.status());
+  return kExitOk;
+}
+
+// --validity as a Go duration ("720h", "90m").
+Result<std::optional<std::chrono::seconds>> ValidityFlag(const po::variables_map& vm) {
+  if (vm.count("validity") == 0) return std::optional<std::chrono::seconds>();
+  const std::string text = vm["validity"].as<std::string>();
+  const std::optional<std::int64_t> ns = signer::pki::ParseGoDuration(text);
+  if (!ns || *ns < 1'000'000'000) {
+    return InvalidArgument("--validity: '" + text + "' is not a duration of at least 1s (e.g. 720h)");
+  }
+  return std::optional<std::chrono::seconds>(std::chrono::seconds(*ns / 1'000'000'000));
+}
+
+int CertsSignCsr(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm certs sign-csr options");
+  d.add_options()("csr", po::value<std::string>()->required(), "the PEM certificate request")(
+      "profile", po::value<std::string>()->required(),
+      "kubeadm leaf (apiserver, etcd-server, ...), kubeconfig (admin.conf, ...), kubelet-client, kubelet-serving, "
+      "or a profile of --policy")("out", po::value<std::string>()->required(), "where the certificate PEM goes (0644)")(
+      "policy", po::value<std::string>(), "signing-policy file with custom profiles (YAML)")(
+      "config", po::value<std::string>(),
+      "kubeadm configuration of the node (node name, SANs, certificateValidityPeriod)")(
+      "cert-dir", po::value<std::string>()->default_value("/etc/kubernetes/pki"),
+      "directory holding the CA certificates (ca.crt, etcd/ca.crt, front-proxy-ca.crt)")(
+      "validity", po::value<std::string>(), "validity (Go duration, e.g. 720h); default and maximum: the profile's")(
+      "node-ip", po::value<std::vector<std::string>>()->composing(),
+      "kubelet-serving: an IP address of the node that its certificate may name (repeatable)");
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx,
+                 "kubehsm certs sign-csr --csr FILE --profile NAME --out FILE [--policy FILE] [--config FILE] "
+                 "[--cert-dir DIR] [--validity DURATION] [--node-ip IP]...\n\nSigns one CSR under a profile. Key "
+                 "usage, basic constraints, extended key usages and validity come from the profile, never from "
+                 "the request.",
+                 d, nullptr, args, vm, code)) {
+    return code;
+  }
+  const std::string csr_file = vm["csr"].as<std::string>();
+  const std::string profile_name = vm["profile"].as<std::string>();
+  const fs::path out = vm["out"].as<std::string>();
+  auto validity = ValidityFlag(vm);
+  if (!validity.ok()) return ctx.UsageError(validity.status().message());
+  auto refuse = [&](const Status& s) {
+    AuditCsrRefused(ctx, csr_file, profile_name, s.message());
+    return ctx.Fail(s);
+  };
+  std::optional<signer::pki::ClusterConfig> config;
+  if (vm.count("config") != 0) {
+    auto c = signer::pki::LoadKubeadmConfig(vm["config"].as<std::string>());
+    if (!c.ok()) return ctx.Fail(c.status().WithContext("--config"));
+    config = *c;
+  }
+  std::optional<signer::pki::SigningPolicy> policy;
+  if (vm.count("policy") != 0) {
+    auto p = signer::pki::LoadSigningPolicy(vm["policy"].as<std::string>());
+    if (!p.ok()) return ctx.Fail(p.status().WithContext("--policy"));
+    policy = std::move(*p);
+  }
+  auto profile = signer::pki::FindSigningProfile(profile_name, policy ? &*policy : nullptr);
+  if (!profile.ok()) return refuse(Status(StatusCode::kInvalidArgument, "CSR refused: " + profile.status().message()));
+  auto pem = ReadFileBounded(csr_file, signer::pki::kMaxCsrBytes);
+  if (!pem.ok()) return ctx.Fail(pem.status().WithContext("--csr " + csr_file));
+  auto csr = signer::pki::ParseCsrPem(*pem);
+  if (!csr.ok()) return refuse(Status(csr.status().code(), "CSR refused: " + csr_file + ": " + csr.status().message()));
+  signer::pki::CsrCheckContext check;
+  check.config = config ? &*config : nullptr;
+  if (vm.count("node-ip") != 0) {
+    for (const auto& ip : vm["node-ip"].as<std::vector<std::string>>()) {
+      const std::string bytes = signer::pki::ParseIp(ip);
+      if (bytes.empty()) return ctx.UsageError("--node-ip: '" + ip + "' is not an IP address");
+      check.node_ips.push_back(signer::pki::FormatIp(bytes));
+    }
+  }
+  check.validity = *validity;
+  // Every check runs before the token is opened: a refused request never needs the PIN.
+  const auto problems = signer::pki::CheckCsr(*csr, *profile, check);
+  if (!problems.empty()) {
+    return refuse(PermissionDenied("CSR refused: " + signer::pki::JoinProblems(problems)));
+  }
+  auto store = ctx.KeyStore();
+  if (!store.ok()) return ctx.Fail(store.status());
+  auto ca = signer::pki::LoadSigningCa(**store, vm["cert-dir"].as<std::string>(), profile->ca);
+  if (!ca.ok()) return ctx.Fail(ca.status());
+  auto recorder = LedgerRecorder(ctx);
+  if (!recorder.ok()) return ctx.Fail(recorder.status());
+  auto cert = signer::pki::SignCsr(*ca, *csr, *profile, check, signer::pki::Clock::now(), *recorder, "sign-csr");
+  if (!cert.ok()) return ctx.Fail(cert.status());
+  auto cert_pem = signer::pki::CertificateToPem(cert->get());
+  if (!cert_pem.ok()) return ctx.Fail(cert_pem.status());
+  Status written = WriteFileAtomic(out, *cert_pem, signer::pki::kCertMode);
+  if (!written.ok()) return ctx.Fail(written.WithContext("--out"));
+  ctx.out() << "[sign-csr] Signed \"" << profile->name << "\" certificate for CN \"" << csr->common_name << "\" -> "
+            << out.string() << "\n";
+  return kExitOk;
+}
+
+// A private working directory (0700) for an archive's contents, removed on scope exit.
+class WorkDir final {
+ public:
+  static Result<std::unique_ptr<WorkDir>> Create() {
+    std::error_code ec;
+    std::string tmpl = (fs::temp_directory_path(ec) / "kubehsm-sign-dir-XXXXXX").string();
+    if (ec || ::mkdtemp(tmpl.data()) == nullptr) return Internal("cannot create a working directory: " + ErrnoText(errno));
+    return std::make_unique<WorkDir>(fs::path(tmpl));
+  }
+  explicit WorkDir(fs::path p) : path_(std::move(p)) {}
+  WorkDir(const WorkDir&) = delete;  // owns the directory
+  WorkDir& operator=(const WorkDir&) = delete;
+  ~WorkDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+int CertsSignDir(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm certs sign-dir options");
+  d.add_options()("config", po::value<std::string>()->required(),
+                  "the kubeadm configuration the node ran 'kubeadm certs generate-csr' with")(
+      "cert-dir", po::value<std::string>(), "generate-csr's --cert-dir (required unless --in-tar)")(
+      "kubeconfig-dir", po::value<std::string>(), "generate-csr's --kubeconfig-dir (required unless --in-tar)")(
+      "ca-dir", po::value<std::string>()->default_value("/etc/kubernetes/pki"),
+      "where this signing box keeps ca.crt, etcd/ca.crt, front-proxy-ca.crt (the --cert-dir of its own "
+      "'kubehsm init phase ca'); the keys are in the token")(
+      "in-tar", po::value<std::string>(), "read the generate-csr layout from this tar archive (pki/... and *.conf)")(
+      "out-tar", po::value<std::string>(), "write the signed results into this tar archive");
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx,
+                 "kubehsm certs sign-dir --config FILE (--cert-dir DIR --kubeconfig-dir DIR | --in-tar FILE "
+                 "--out-tar FILE) [--ca-dir DIR]\n\nSigns the output of 'kubeadm certs generate-csr' for kubeadm's "
+                 "external-CA mode: every CSR is checked first and any problem refuses the whole run.",
+                 d, nullptr, args, vm, code)) {
+    return code;
+  }
+  const bool in_tar = vm.count("in-tar") != 0;
+  if (in_tar != (vm.count("out-tar") != 0)) return ctx.UsageError("--in-tar and --out-tar go together");
+  if (!in_tar && (vm.count("cert-dir") == 0 || vm.count("kubeconfig-dir") == 0)) {
+    return ctx.UsageError("sign-dir needs --cert-dir and --kubeconfig-dir (or --in-tar and --out-tar)");
+  }
+  auto config = signer::pki::LoadKubeadmConfig(vm["config"].as<std::string>());
+  if (!config.ok()) return ctx.Fail(config.status().WithContext("--config"));
+  signer::pki::SignDirOptions options;
+  options.config = *config;
+  options.ca_dir = vm["ca-dir"].as<std::string>();
+  std::unique_ptr<WorkDir> work;
+  if (vm.count("cert-dir") != 0) options.cert_dir = vm["cert-dir"].as<std::string>();
+  if (vm.count("kubeconfig-dir") != 0) options.kubeconfig_dir = vm["kubeconfig-dir"].as<std::string>();
+  if (in_tar) {
+    if (options.cert_dir.empty() || options.kubeconfig_dir.empty()) {
+      auto w = WorkDir::Create();
+      if (!w.ok()) return ctx.Fail(w.status());
+      work = std::move(*w);
+      if (options.kubeconfig_dir.empty()) options.kubeconfig_dir = work->path();
+      if (options.cert_dir.empty()) options.cert_dir = work->path() / "pki";
+    }
+    const std::string archive = vm["in-tar"].as<std::string>();
+    Status s = signer::pki::ExtractGenerateCsrArchive(archive, options.cert_dir, options.kubeconfig_dir);
+    if (!s.ok()) {
+      AuditCsrRefused(ctx, archive, "sign-dir", s.message());
+      return ctx.Fail(s);
+    }
+  }
+  options.progress = [&ctx](const std::string& line) { ctx.out() << line << "\n" << std::flush; };
+  options.refused = [&ctx](const std::string& file, const std::string& reason) {
+    AuditCsrRefused(ctx, file, "sign-dir", reason);
+  };
+  auto store = ctx.KeyStore();
+  if (!store.ok()) return ctx.Fail(store.status());
+  auto recorder = LedgerRecorder(ctx);
+  if (!recorder.ok()) return ctx.Fail(recorder.status());
+  options.record = *recorder;
+  auto r = signer::pki::SignGenerateCsrDir(**store, options);
+  if (!r.ok()) return ctx.Fail(r.status());
+  if (in_tar) {
+    Status s = signer::pki::WriteSignedArchive(vm["out-tar"].as<std::string>(), options.cert_dir, options.kubeconfig_dir);
+    if (!s.ok()) return ctx.Fail(s);
+    ctx.out() << "[sign-dir] Wrote " << vm["out-tar"].as<std::string>() << "\n";
+  }
   return kExitOk;
 }
 
@@ -135,7 +331,9 @@ int RunCerts(Context& ctx, const Args& args) {
       "Usage: kubehsm certs COMMAND [options]\n\n"
       "  issue             issue the per-node certificate set for another control-plane node\n"
       "  check-expiration  show when each certificate expires (kubeadm's table, or -o json|yaml)\n"
-      "  renew             renew certificates and kubeconfig credentials (all | NAME)\n";
+      "  renew             renew certificates and kubeconfig credentials (all | NAME)\n"
+      "  sign-csr          sign one CSR under a kubeadm, kubelet or policy profile\n"
+      "  sign-dir          sign the output of 'kubeadm certs generate-csr' (directory or tar archive)\n";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     ctx.out() << kHelp;
     return args.empty() ? kExitUsage : kExitOk;
@@ -144,6 +342,8 @@ int RunCerts(Context& ctx, const Args& args) {
   if (args[0] == "issue") return CertsIssue(ctx, rest);
   if (args[0] == "check-expiration") return CertsCheckExpiration(ctx, rest);
   if (args[0] == "renew") return CertsRenew(ctx, rest);
+  if (args[0] == "sign-csr") return CertsSignCsr(ctx, rest);
+  if (args[0] == "sign-dir") return CertsSignDir(ctx, rest);
   return ctx.UsageError("unknown subcommand 'certs " + args[0] + "'");
 }
 

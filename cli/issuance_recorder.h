@@ -1,0 +1,52 @@
+// Wiring of signer/pki's issuance hook to the issuance ledger and the audit trail (cli/ is the
+// only place that knows both): every certificate is recorded in ctx.Ledger() before signer/pki
+// writes it, and an audit event is appended for it; key pairs created in the token are audited.
+#pragma once
+
+#include <string>
+
+#include "cli/command.h"
+#include "common/status.h"
+#include "ledger/ledger.h"
+#include "signer/key_store.h"
+#include "signer/pki/issuance.h"
+
+namespace kubehsm::cli {
+
+// The ledger row for a freshly signed certificate: serial (upper-case hex as openssl prints it),
+// issuing CA, one-line subject ("O=a+O=b,CN=c"), SANs ("DNS:x", "IP:y"), profile, operation,
+// validity, SHA-256 fingerprint of the DER (lower-case hex), requester (the effective user's
+// name), host (gethostname), issue time and the PEM.
+Result<ledger::IssuanceRecord> MakeIssuanceRecord(const signer::pki::IssuedCertificate& issued);
+
+// A RecordFn that inserts MakeIssuanceRecord(...) into ctx.Ledger() (durable when it returns OK;
+// kAlreadyExists for a serial already in the ledger, so signer/pki re-signs) and then appends the
+// audit event "cert-renew" (operation "renew") or "cert-issue" with serial, issuer, profile,
+// operation, subject, sha256 and notAfter. Fails when the ledger cannot be opened. `ctx` must
+// outlive the returned function.
+Result<signer::pki::RecordFn> LedgerRecorder(Context& ctx);
+
+// Appends a "csr-refused" audit event (csr file, profile, reason).
+void AuditCsrRefused(Context& ctx, const std::string& csr, const std::string& profile, const std::string& reason);
+
+// A KeyStore that forwards to another and appends a "key-generate" audit event (label, type,
+// source "init") for every key pair it creates. Borrows `inner` and `ctx`.
+class AuditingKeyStore final : public signer::KeyStore {
+ public:
+  AuditingKeyStore(signer::KeyStore& inner, Context& ctx) : inner_(inner), ctx_(ctx) {}
+
+  Result<signer::SigningKey> Find(std::string_view label) override { return inner_.Find(label); }
+  Result<signer::SigningKey> Create(std::string_view label, KeyType type) override;
+  Status ImportPublicKey(std::string_view label, std::string_view spki_der) override {
+    return inner_.ImportPublicKey(label, spki_der);
+  }
+  Result<std::vector<signer::StoredKeyInfo>> List() override { return inner_.List(); }
+  Status Relabel(std::string_view from, std::string_view to) override { return inner_.Relabel(from, to); }
+  Status Remove(std::string_view label) override;
+
+ private:
+  signer::KeyStore& inner_;
+  Context& ctx_;
+};
+
+}  // namespace kubehsm::cli
