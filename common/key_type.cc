@@ -33,6 +33,26 @@ std::optional<KeyType> ParseKeyType(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<KeyType> RsaKeyTypeFromBits(std::size_t bits) {
+  switch (bits) {
+    case 2048:
+      return KeyType::kRsa2048;
+    case 3072:
+      return KeyType::kRsa3072;
+    case 4096:
+      return KeyType::kRsa4096;
+    default:
+      return std::nullopt;
+  }
+}
+
+std::optional<KeyType> EcKeyTypeFromGroupName(std::string_view g) {
+  if (g == "prime256v1" || g == "P-256") return KeyType::kEcP256;
+  if (g == "secp384r1" || g == "P-384") return KeyType::kEcP384;
+  if (g == "secp521r1" || g == "P-521") return KeyType::kEcP521;
+  return std::nullopt;
+}
+
 int RsaBits(KeyType t) {
   switch (t) {
     case KeyType::kRsa2048:

@@ -1,6 +1,7 @@
 // The key types kubehsm creates and signs with, shared by the hsm and signer layers.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +18,13 @@ std::string_view KeyTypeName(KeyType type);
 std::optional<KeyType> ParseKeyType(std::string_view name);
 
 inline bool IsRsa(KeyType t) { return t == KeyType::kRsa2048 || t == KeyType::kRsa3072 || t == KeyType::kRsa4096; }
+
+// The RSA type with `bits` modulus bits (2048, 3072, 4096), nullopt for other sizes.
+std::optional<KeyType> RsaKeyTypeFromBits(std::size_t bits);
+
+// The EC type for an OpenSSL group name ("prime256v1"/"P-256", "secp384r1"/"P-384",
+// "secp521r1"/"P-521"), nullopt for other curves.
+std::optional<KeyType> EcKeyTypeFromGroupName(std::string_view group);
 
 // RSA modulus bits (0 for EC).
 int RsaBits(KeyType t);

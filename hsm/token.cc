@@ -38,19 +38,6 @@ std::optional<KeyType> CurveFromOid(const std::string& der) {
   return std::nullopt;
 }
 
-std::optional<KeyType> RsaTypeFromBits(std::size_t bits) {
-  switch (bits) {
-    case 2048:
-      return KeyType::kRsa2048;
-    case 3072:
-      return KeyType::kRsa3072;
-    case 4096:
-      return KeyType::kRsa4096;
-    default:
-      return std::nullopt;
-  }
-}
-
 // CKA_EC_POINT is a DER OCTET STRING wrapping the uncompressed point (PKCS#11 2.40); some tokens
 // return the bare point. Returns the bare point.
 std::string UnwrapEcPoint(const std::string& v) {
@@ -263,7 +250,7 @@ Result<KeyInfo> Token::Describe(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, CK_O
       }
       break;
     }
-    auto t = RsaTypeFromBits(bits);
+    auto t = RsaKeyTypeFromBits(bits);
     if (!t)
       return InvalidArgument("key '" + k.label + "' is RSA-" + std::to_string(bits) + ", which kubehsm does not use");
     k.type = *t;
@@ -357,26 +344,20 @@ Result<KeyInfo> Token::FindKeyByLabel(const std::string& label) {
   return FindKey(u);
 }
 
-bool Token::LabelInUseLocked(CK_SESSION_HANDLE s, const std::string& label, Status& error) {
+Status Token::CheckLabelFreeLocked(CK_SESSION_HANDLE s, const std::string& label) {
+  if (label.empty() || label.size() > 128) return InvalidArgument("key label must be 1 to 128 characters");
   std::string l = label;
-  auto found = FindObjects(s, {Attr(CKA_LABEL, l.data(), l.size()), Bool(CKA_TOKEN, true)});
-  if (!found.ok()) {
-    error = found.status();
-    return true;
+  KH_ASSIGN_OR_RETURN(auto found, FindObjects(s, {Attr(CKA_LABEL, l.data(), l.size()), Bool(CKA_TOKEN, true)}));
+  if (!found.empty()) {
+    return AlreadyExists("token '" + info_.label + "' already has an object labelled '" + label + "'");
   }
-  if (!found->empty()) {
-    error = AlreadyExists("token '" + info_.label + "' already has an object labelled '" + label + "'");
-    return true;
-  }
-  return false;
+  return OkStatus();
 }
 
 Result<KeyInfo> Token::GenerateKeyPair(const std::string& label, KeyType type) {
-  if (label.empty() || label.size() > 128) return InvalidArgument("key label must be 1 to 128 characters");
   std::lock_guard lock(objects_mu_);
   KH_ASSIGN_OR_RETURN(PooledSession s, Acquire());
-  Status in_use;
-  if (LabelInUseLocked(s.get(), label, in_use)) return in_use;
+  KH_RETURN_IF_ERROR(CheckLabelFreeLocked(s.get(), label));
 
   unsigned char id[16];
   if (RAND_bytes(id, sizeof(id)) != 1) return OpenSslError("generating a key id");
@@ -478,8 +459,7 @@ Result<KeyInfo> Token::ImportPublicKey(const std::string& label, const std::stri
 
   std::lock_guard lock(objects_mu_);
   KH_ASSIGN_OR_RETURN(PooledSession s, Acquire());
-  Status in_use;
-  if (LabelInUseLocked(s.get(), label, in_use)) return in_use;
+  KH_RETURN_IF_ERROR(CheckLabelFreeLocked(s.get(), label));
   unsigned char id[16];
   if (RAND_bytes(id, sizeof(id)) != 1) return OpenSslError("generating a key id");
   std::string lbl = label;
@@ -505,7 +485,7 @@ Result<KeyInfo> Token::ImportPublicKey(const std::string& label, const std::stri
       return OpenSslError("reading the RSA public key");
     }
     BigNumPtr nn(n), ee(e);
-    if (!RsaTypeFromBits(static_cast<std::size_t>(BN_num_bits(n)))) {
+    if (!RsaKeyTypeFromBits(static_cast<std::size_t>(BN_num_bits(n)))) {
       return InvalidArgument("RSA-" + std::to_string(BN_num_bits(n)) + " keys are not supported (2048, 3072, 4096)");
     }
     n_bytes.resize(static_cast<std::size_t>(BN_num_bytes(n)));
@@ -521,15 +501,10 @@ Result<KeyInfo> Token::ImportPublicKey(const std::string& label, const std::stri
     if (EVP_PKEY_get_utf8_string_param(pkey.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), &glen) != 1) {
       return OpenSslError("reading the EC curve");
     }
-    std::string g(group, glen);
-    if (g == "prime256v1" || g == "P-256")
-      params = kP256Oid;
-    else if (g == "secp384r1" || g == "P-384")
-      params = kP384Oid;
-    else if (g == "secp521r1" || g == "P-521")
-      params = kP521Oid;
-    else
-      return InvalidArgument("EC curve " + g + " is not supported (P-256, P-384, P-521)");
+    const std::string g(group, glen);
+    const auto curve = EcKeyTypeFromGroupName(g);
+    if (!curve) return InvalidArgument("EC curve " + g + " is not supported (P-256, P-384, P-521)");
+    params = CurveOid(*curve);
     unsigned char pt[200];
     size_t ptlen = 0;
     if (EVP_PKEY_get_octet_string_param(pkey.get(), OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt), &ptlen) != 1) {
@@ -548,11 +523,9 @@ Result<KeyInfo> Token::ImportPublicKey(const std::string& label, const std::stri
 }
 
 Status Token::SetLabel(const KeyInfo& key, const std::string& new_label) {
-  if (new_label.empty() || new_label.size() > 128) return InvalidArgument("key label must be 1 to 128 characters");
   std::lock_guard lock(objects_mu_);
   KH_ASSIGN_OR_RETURN(PooledSession s, Acquire());
-  Status in_use;
-  if (LabelInUseLocked(s.get(), new_label, in_use)) return in_use;
+  KH_RETURN_IF_ERROR(CheckLabelFreeLocked(s.get(), new_label));
   std::string l = new_label;
   CK_ATTRIBUTE a{CKA_LABEL, l.data(), l.size()};
   for (CK_OBJECT_HANDLE h : {key.private_handle, key.public_handle}) {

@@ -129,7 +129,8 @@ class Token final {
   Result<std::vector<CK_OBJECT_HANDLE>> FindObjects(CK_SESSION_HANDLE s, const std::vector<CK_ATTRIBUTE>& tmpl);
   Result<KeyInfo> Describe(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub);
   Result<std::vector<KeyInfo>> ListKeysLocked(CK_SESSION_HANDLE s);
-  bool LabelInUseLocked(CK_SESSION_HANDLE s, const std::string& label, Status& error);
+  // kInvalidArgument for a bad label, kAlreadyExists when any token object carries it.
+  Status CheckLabelFreeLocked(CK_SESSION_HANDLE s, const std::string& label);
 
   Module& module_;
   TokenInfo info_;

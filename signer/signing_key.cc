@@ -10,17 +10,9 @@ namespace kubehsm::signer {
 
 Result<KeyType> KeyTypeOf(const EVP_PKEY* key) {
   if (EVP_PKEY_is_a(key, "RSA")) {
-    switch (EVP_PKEY_get_bits(key)) {
-      case 2048:
-        return KeyType::kRsa2048;
-      case 3072:
-        return KeyType::kRsa3072;
-      case 4096:
-        return KeyType::kRsa4096;
-      default:
-        return InvalidArgument("unsupported RSA key size " + std::to_string(EVP_PKEY_get_bits(key)) +
-                               " (2048, 3072 or 4096 bits)");
-    }
+    const int bits = EVP_PKEY_get_bits(key);
+    if (auto t = RsaKeyTypeFromBits(static_cast<std::size_t>(bits > 0 ? bits : 0))) return *t;
+    return InvalidArgument("unsupported RSA key size " + std::to_string(bits) + " (2048, 3072 or 4096 bits)");
   }
   if (EVP_PKEY_is_a(key, "EC")) {
     char group[64] = {};
@@ -29,9 +21,7 @@ Result<KeyType> KeyTypeOf(const EVP_PKEY* key) {
       return OpenSslError(StatusCode::kInvalidArgument, "reading the EC key's curve");
     }
     const std::string g(group, len);
-    if (g == "prime256v1" || g == "P-256") return KeyType::kEcP256;
-    if (g == "secp384r1" || g == "P-384") return KeyType::kEcP384;
-    if (g == "secp521r1" || g == "P-521") return KeyType::kEcP521;
+    if (auto t = EcKeyTypeFromGroupName(g)) return *t;
     return InvalidArgument("unsupported EC curve " + g + " (P-256, P-384 or P-521)");
   }
   return InvalidArgument("unsupported key algorithm (RSA or ECDSA only)");
