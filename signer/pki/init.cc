@@ -1,7 +1,12 @@
 #include "signer/pki/init.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <system_error>
+#include <thread>
+#include <vector>
 
 #include "common/file_util.h"
 #include "signer/jwt/sa_keys.h"
@@ -12,6 +17,68 @@
 
 namespace kubehsm::signer::pki {
 namespace internal {
+
+// Generates up to `count` software keys of one type on a small bounded pool of std::jthreads,
+// ahead of use: the leaf key generations of a run are independent of each other and of the token
+// work, and with RSA they dominate `kubehsm init`, so they should use every core. Keys are
+// interchangeable, so handing them out in completion order changes nothing in the output.
+class LeafKeyPool final {
+ public:
+  LeafKeyPool(KeyType type, int count, unsigned workers) : type_(type), to_start_(count) {
+    for (unsigned i = 0; i < workers; ++i) workers_.emplace_back([this] { Work(); });
+  }
+  LeafKeyPool(const LeafKeyPool&) = delete;  // owns threads that point at it
+  LeafKeyPool& operator=(const LeafKeyPool&) = delete;
+  // Starts no further key; waits for the ones in progress (at most one per worker).
+  ~LeafKeyPool() {
+    {
+      std::lock_guard lock(mu_);
+      to_start_ = 0;
+    }
+    workers_.clear();
+  }
+
+  // The next key generated ahead (waiting for one in progress), or a fresh one generated on the
+  // calling thread once the pool's `count` keys are used up.
+  Result<SigningKey> Take() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !ready_.empty() || (to_start_ == 0 && running_ == 0); });
+    if (ready_.empty()) {
+      lock.unlock();
+      return SigningKey::GenerateSoftware(type_);
+    }
+    Result<SigningKey> key = std::move(ready_.front());
+    ready_.pop_front();
+    return key;
+  }
+
+ private:
+  void Work() {
+    for (;;) {
+      {
+        std::lock_guard lock(mu_);
+        if (to_start_ == 0) return;
+        --to_start_;
+        ++running_;
+      }
+      Result<SigningKey> key = SigningKey::GenerateSoftware(type_);
+      {
+        std::lock_guard lock(mu_);
+        --running_;
+        ready_.push_back(std::move(key));
+      }
+      cv_.notify_all();
+    }
+  }
+
+  const KeyType type_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int to_start_;     // keys not yet started (guarded by mu_)
+  int running_ = 0;  // keys being generated (guarded by mu_)
+  std::deque<Result<SigningKey>> ready_;
+  std::vector<std::jthread> workers_;  // last member: joined before the state above is destroyed
+};
 
 void Runner::Say(const std::string& line) const {
   if (options.progress) options.progress(line);
@@ -77,7 +144,9 @@ Status CheckLeaf(const X509* cert, const EVP_PKEY* key, const X509* ca_cert, con
 
 Result<KeyAndCert> Runner::IssueWithNewKey(const LoadedCa& ca, const CertSpec& spec, const Validity& validity,
                                            std::string_view profile) {
-  KH_ASSIGN_OR_RETURN(SigningKey leaf_key, SigningKey::GenerateSoftware(options.config.encryption_algorithm));
+  KH_ASSIGN_OR_RETURN(SigningKey leaf_key, leaf_keys != nullptr
+                                               ? leaf_keys->Take()
+                                               : SigningKey::GenerateSoftware(options.config.encryption_algorithm));
   KH_ASSIGN_OR_RETURN(X509Ptr cert,
                       SignAndRecord([&] { return IssueLeaf(ca.key, ca.cert.get(), leaf_key.public_key(), spec, validity); },
                                     options.record, {nullptr, ca.profile->name, profile, operation}));
@@ -320,8 +389,35 @@ Result<RunSummary> RunInitPhase(KeyStore& store, InitPhase phase, const PkiOptio
   return r.summary;
 }
 
+namespace {
+
+// The fresh leaf keys a full run will need: one per leaf whose key and certificate are both absent
+// and one per absent kubeconfig. (Existing files that must be regenerated get their key on demand.)
+int FreshLeafKeysNeeded(const PkiOptions& options) {
+  int n = 0;
+  for (const LeafProfile& leaf : LeafProfiles()) {
+    if (leaf.etcd && options.config.external_etcd) continue;
+    if (!PathExists(KeyPath(options.cert_dir, leaf.file_base)) && !PathExists(CertPath(options.cert_dir, leaf.file_base))) {
+      ++n;
+    }
+  }
+  for (const KubeconfigProfile& kc : KubeconfigProfiles()) {
+    if (!PathExists(options.kubeconfig_dir / kc.file_name)) ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
 Result<RunSummary> RunInit(KeyStore& store, const PkiOptions& options) {
   internal::Runner r{store, options, {}};
+  // Leaf keys are generated in the background from the start, overlapping the token's CA and SA
+  // key generation; bounded to the cores there are (at most 4 threads).
+  if (const int needed = FreshLeafKeysNeeded(options); needed > 0) {
+    const unsigned workers = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+    r.leaf_keys = std::make_shared<internal::LeafKeyPool>(options.config.encryption_algorithm, needed,
+                                                          std::min(workers, static_cast<unsigned>(needed)));
+  }
   for (InitPhase p : {InitPhase::kCa, InitPhase::kSa, InitPhase::kCerts, InitPhase::kKubeconfig}) {
     KH_RETURN_IF_ERROR(internal::RunPhase(r, p));
   }

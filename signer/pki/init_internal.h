@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -14,6 +15,9 @@
 #include "signer/pki/profiles.h"
 
 namespace kubehsm::signer::pki::internal {
+
+// Software leaf keys generated ahead of use on worker threads (defined in init.cc).
+class LeafKeyPool;
 
 // A CA whose certificate (from disk) and key (from the store) were checked to pair up.
 struct LoadedCa {
@@ -32,6 +36,9 @@ struct Runner {
   const PkiOptions& options;
   RunSummary summary;
   std::string_view operation = "init";  // what IssuedCertificate::operation says
+  // Set by RunInit: the run's fresh leaf keys, generated in parallel ahead of use. Null: each key is
+  // generated when needed, on the calling thread.
+  std::shared_ptr<LeafKeyPool> leaf_keys = nullptr;
 
   void Say(const std::string& line) const;
   // EnsureDirectory(parent, 0755) + WriteFileAtomic; counts the write.
