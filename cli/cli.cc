@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -206,12 +207,20 @@ bool ParseArgs(Context& ctx, const std::string& usage, const po::options_descrip
   return true;
 }
 
-int DispatchSubcommand(Context& ctx, const Args& args, const char* group, std::initializer_list<Subcommand> subs) {
-  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+int DispatchSubcommand(Context& ctx, const Args& args, const char* group, std::initializer_list<Subcommand> subs,
+                       const char* description, const char* epilogue) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::ostream& o = args.empty() ? ctx.err() : ctx.out();
-    o << "Usage: kubehsm " << group << " SUBCOMMAND [options]\n\nSubcommands:";
-    for (const auto& sub : subs) o << " " << sub.name;
-    o << "\n\nRun 'kubehsm " << group << " SUBCOMMAND --help' for its options.\n";
+    o << "Usage: kubehsm " << group << " SUBCOMMAND [options]\n\n";
+    if (*description != '\0') o << description << "\n\n";
+    o << "Subcommands:\n";
+    std::size_t width = 0;
+    for (const auto& sub : subs) width = std::max(width, std::string_view(sub.name).size());
+    for (const auto& sub : subs) {
+      o << "  " << sub.name << std::string(width + 2 - std::string_view(sub.name).size(), ' ') << sub.summary << "\n";
+    }
+    if (*epilogue != '\0') o << "\n" << epilogue;
+    o << "\nRun 'kubehsm " << group << " SUBCOMMAND --help' for its options.\n";
     return args.empty() ? kExitUsage : kExitOk;
   }
   for (const auto& sub : subs) {

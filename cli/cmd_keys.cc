@@ -181,11 +181,16 @@ int TokenInit(Context& ctx, const Args& args) {
 }  // namespace
 
 int RunKeys(Context& ctx, const Args& args) {
-  return DispatchSubcommand(ctx, args, "keys", {{"generate", KeysGenerate}, {"list", KeysList}, {"pubkey", KeysPubkey}});
+  return DispatchSubcommand(ctx, args, "keys",
+                            {{"generate", KeysGenerate, "generate a non-extractable key pair in the token"},
+                             {"list", KeysList, "list the token's keys with their security attributes"},
+                             {"pubkey", KeysPubkey, "export a key's public half as PKIX PEM"}});
 }
 
 int RunToken(Context& ctx, const Args& args) {
-  return DispatchSubcommand(ctx, args, "token", {{"list", TokenList}, {"init", TokenInit}});
+  return DispatchSubcommand(ctx, args, "token",
+                            {{"list", TokenList, "list the module's slots and tokens (no login)"},
+                             {"init", TokenInit, "initialize a free slot's token with SO and user PINs"}});
 }
 
 }  // namespace kubehsm::cli

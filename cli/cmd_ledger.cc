@@ -165,11 +165,16 @@ int AuditShow(Context& ctx, const Args& args) {
 }  // namespace
 
 int RunLedger(Context& ctx, const Args& args) {
-  return DispatchSubcommand(ctx, args, "ledger", {{"list", LedgerList}, {"show", LedgerShow}, {"export", LedgerExport}});
+  return DispatchSubcommand(ctx, args, "ledger",
+                            {{"list", LedgerList, "list issued certificates (table or JSON)"},
+                             {"show", LedgerShow, "show one certificate's record by serial"},
+                             {"export", LedgerExport, "export every record (JSON) or certificate (PEM bundle)"}});
 }
 
 int RunAudit(Context& ctx, const Args& args) {
-  return DispatchSubcommand(ctx, args, "audit", {{"verify", AuditVerify}, {"show", AuditShow}});
+  return DispatchSubcommand(ctx, args, "audit",
+                            {{"verify", AuditVerify, "verify the hash chain and head of the audit log"},
+                             {"show", AuditShow, "print the last audit records"}});
 }
 
 }  // namespace kubehsm::cli

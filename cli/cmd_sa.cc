@@ -569,53 +569,30 @@ int SaImportPublic(Context& ctx, const Args& args) {
   return kExitOk;
 }
 
-struct SaSubcommand {
-  const char* name;
-  int (*run)(Context&, const Args&);
-  const char* summary;
-};
-
-constexpr SaSubcommand kSubcommands[] = {
-    {"sign", SaSign, "mint a service-account token with the active key"},
-    {"verify", SaVerify, "verify a token like kube-apiserver and print its identity"},
-    {"jwks", SaJwks, "print the JWKS of the published keys (/openid/v1/jwks)"},
-    {"discovery", SaDiscovery, "print the OIDC discovery document (/.well-known/openid-configuration)"},
-    {"list", SaList, "list the service-account keys and their states"},
-    {"rotate", SaRotate, "create the next key (published, not signing yet)"},
-    {"activate", SaActivate, "make a published key the signing key; retire the previous one"},
-    {"retire", SaRetire, "stop a key signing; keep it published"},
-    {"remove", SaRemove, "destroy a retired or next key"},
-    {"import-public", SaImportPublic, "publish an existing public key (e.g. the old sa.pub) for verification"},
-};
-
-void PrintSaUsage(std::ostream& out) {
-  out << "Usage: kubehsm sa SUBCOMMAND [options]\n\nService-account tokens and signing-key rotation.\n\nSubcommands:\n";
-  for (const auto& s : kSubcommands) {
-    out << "  " << std::left << std::setw(15) << s.name << s.summary << "\n";
-  }
-  out << "\nKey states, stored in the token's key labels (kubehsm-sa:<state>:<since>:<kid>):\n"
-         "  next     published, not signing      (sa rotate)\n"
-         "  active   signing and published       (sa activate; exactly one)\n"
-         "  retired  published for verification  (sa retire, sa import-public)\n"
-         "  removed  destroyed                   (sa remove)\n"
-         "\nRun 'kubehsm sa SUBCOMMAND --help' for its options ('sa verify --help' lists its exit codes).\n";
-}
+constexpr const char* kSaEpilogue =
+    "Key states, stored in the token's key labels (kubehsm-sa:<state>:<since>:<kid>):\n"
+    "  next     published, not signing      (sa rotate)\n"
+    "  active   signing and published       (sa activate; exactly one)\n"
+    "  retired  published for verification  (sa retire, sa import-public)\n"
+    "  removed  destroyed                   (sa remove)\n"
+    "'sa verify --help' lists its exit codes.\n";
 
 }  // namespace
 
 int RunSa(Context& ctx, const Args& args) {
-  if (args.empty()) {
-    PrintSaUsage(ctx.err());
-    return kExitUsage;
-  }
-  if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    PrintSaUsage(ctx.out());
-    return kExitOk;
-  }
-  for (const auto& s : kSubcommands) {
-    if (args[0] == s.name) return s.run(ctx, Args(args.begin() + 1, args.end()));
-  }
-  return ctx.UsageError("unknown subcommand 'sa " + args[0] + "' (see 'kubehsm sa --help')");
+  return DispatchSubcommand(
+      ctx, args, "sa",
+      {{"sign", SaSign, "mint a service-account token with the active key"},
+       {"verify", SaVerify, "verify a token like kube-apiserver and print its identity"},
+       {"jwks", SaJwks, "print the JWKS of the published keys (/openid/v1/jwks)"},
+       {"discovery", SaDiscovery, "print the OIDC discovery document (/.well-known/openid-configuration)"},
+       {"list", SaList, "list the service-account keys and their states"},
+       {"rotate", SaRotate, "create the next key (published, not signing yet)"},
+       {"activate", SaActivate, "make a published key the signing key; retire the previous one"},
+       {"retire", SaRetire, "stop a key signing; keep it published"},
+       {"remove", SaRemove, "destroy a retired or next key"},
+       {"import-public", SaImportPublic, "publish an existing public key (e.g. the old sa.pub) for verification"}},
+      "Service-account tokens and signing-key rotation.", kSaEpilogue);
 }
 
 }  // namespace kubehsm::cli

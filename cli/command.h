@@ -87,15 +87,18 @@ bool ParseArgs(Context& ctx, const std::string& usage, const boost::program_opti
                const boost::program_options::positional_options_description* positional, const Args& args,
                boost::program_options::variables_map& vm, int& exit_code);
 
-// A subcommand: its name and entry point.
+// A subcommand: its name, entry point and one-line summary for the group's help.
 struct Subcommand {
   const char* name;
   int (*run)(Context&, const Args&);
+  const char* summary;
 };
 
-// Runs the subcommand named by args[0] with the remaining arguments. Prints the group's usage for
-// `--help` (exit 0) or no arguments (exit 1); an unknown name is a usage error.
-int DispatchSubcommand(Context& ctx, const Args& args, const char* group, std::initializer_list<Subcommand> subs);
+// Runs the subcommand named by args[0] with the remaining arguments. `--help`/`-h`/`help` prints
+// the group's usage (`description`, the subcommands with summaries, `epilogue`) on stdout, exit 0;
+// no arguments prints it on stderr, exit 1; an unknown name is a usage error.
+int DispatchSubcommand(Context& ctx, const Args& args, const char* group, std::initializer_list<Subcommand> subs,
+                       const char* description = "", const char* epilogue = "");
 
 // Command entry points. Each receives the arguments after its command word.
 int RunKeys(Context& ctx, const Args& args);    // cli/cmd_keys.cc
