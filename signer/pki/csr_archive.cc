@@ -124,7 +124,7 @@ Status WriteSignedArchive(const fs::path& archive, const fs::path& cert_dir, con
     if (!e) return Internal("archive_entry_new failed");
     archive_entry_set_pathname(e.get(), name.c_str());
     archive_entry_set_filetype(e.get(), AE_IFREG);
-    archive_entry_set_perm(e.get(), name.ends_with(".crt") ? kCertMode : kKubeconfigMode);
+    archive_entry_set_perm(e.get(), name.ends_with(".crt") ? kCertMode : kKubeconfigMode);  // sa.pub: 0600 too
     archive_entry_set_size(e.get(), static_cast<la_int64_t>(content.size()));
     archive_entry_set_uid(e.get(), 0);
     archive_entry_set_gid(e.get(), 0);

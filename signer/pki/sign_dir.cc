@@ -96,6 +96,7 @@ std::vector<std::string> GenerateCsrInputNames() {
 std::vector<std::string> SignDirOutputNames() {
   std::vector<std::string> names;
   for (const auto& ca : CaProfiles()) names.push_back("pki/" + std::string(ca.file_base) + ".crt");
+  names.emplace_back("pki/sa.pub");
   for (const auto& l : LeafProfiles()) names.push_back("pki/" + std::string(l.file_base) + ".crt");
   for (const auto& k : KubeconfigProfiles()) names.emplace_back(k.file_name);
   return names;
@@ -250,6 +251,25 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
     cas.emplace(ca.id, std::move(loaded).value());
   }
 
+  // sa.pub: the token's service-account public key, copied like `certs issue` does, when the CA dir
+  // has it (kubehsm serve signs with the token key; kubeadm itself only generates sa.* when sa.key
+  // is absent and then replaces sa.pub too).
+  std::optional<std::string> sa_pub;
+  if (PathExists(SaPubPath(options.ca_dir)) && !same_ca_dir) {
+    Result<std::string> bytes = ReadInput(SaPubPath(options.ca_dir), kMaxPemFileBytes);
+    if (!bytes.ok() || !ParsePublicKeyPem(*bytes).ok()) {
+      problems.Add(SaPubPath(options.ca_dir), bytes.ok() ? "not a PUBLIC KEY PEM" : bytes.status().message());
+    } else {
+      Result<std::string> have = PathExists(SaPubPath(options.cert_dir))
+                                     ? ReadInput(SaPubPath(options.cert_dir), kMaxPemFileBytes)
+                                     : Result<std::string>(NotFound(""));
+      if (have.ok() && *have != *bytes) {
+        problems.Add(SaPubPath(options.cert_dir), "exists and differs from " + SaPubPath(options.ca_dir).string());
+      }
+      sa_pub = std::move(bytes).value();
+    }
+  }
+
   // Certificates from an earlier (possibly interrupted) run: keep the valid ones.
   for (Item& item : items) {
     if (!item.csr.public_key || !cas.contains(item.profile.ca)) continue;
@@ -296,6 +316,10 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
     KH_RETURN_IF_ERROR(WriteFileAtomic(dst, bytes, kCertMode));
     say("[sign-dir] Placed \"" + std::string(ca.file_base) + "\" CA certificate (no key)");
     ++summary.ca_written;
+  }
+  if (sa_pub && !PathExists(SaPubPath(options.cert_dir))) {
+    KH_RETURN_IF_ERROR(WriteFileAtomic(SaPubPath(options.cert_dir), *sa_pub, kSaPubMode));
+    say("[sign-dir] Placed \"sa.pub\" (the token's service-account public key)");
   }
   for (Item& item : items) {
     const CsrSigningCa& ca = cas.at(item.profile.ca);

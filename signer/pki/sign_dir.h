@@ -10,6 +10,7 @@
 //     conf = admin.conf, super-admin.conf, kubelet.conf, controller-manager.conf, scheduler.conf
 //                                              <cert-dir>/ca.crt, etcd/ca.crt, front-proxy-ca.crt
 //                                              copied from the CA dir, without keys   (0644)
+//                                              <cert-dir>/sa.pub from the CA dir, if there (0600)
 //
 // All or nothing per run: every CSR is parsed and checked against its profile (inferred from the
 // file name) and the cluster config first (CN, O, SANs the config allows, key type and size equal
