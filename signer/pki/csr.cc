@@ -79,7 +79,8 @@ void ReadExtensions(X509_REQ* req, ParsedCsr& csr) {
     }
     if (!KnownExtension(nid)) {
       if (X509_EXTENSION_get_critical(ext) == 1) {
-        csr.problems.push_back("unknown critical extension " + name + " (" + ObjectText(obj) + ") in the request");
+        csr.problems.push_back("unknown critical extension " + name +
+                               (nid != NID_undef ? " (" + ObjectText(obj) + ")" : std::string()) + " in the request");
       }
       continue;
     }
