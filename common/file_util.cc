@@ -56,6 +56,16 @@ Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data,
   }
   std::filesystem::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
+  struct stat dst {};
+  if (::stat(dir.c_str(), &dst) != 0) return SysError("cannot use directory", dir, errno);
+  if ((dst.st_mode & S_IWOTH) != 0) {
+    return PermissionDenied("refusing to write " + path.filename().string() + " into world-writable directory " +
+                            dir.string());
+  }
+  if (dst.st_uid != ::geteuid() && dst.st_uid != 0) {
+    return PermissionDenied("refusing to write " + path.filename().string() + " into directory " + dir.string() +
+                            " owned by another user (uid " + std::to_string(dst.st_uid) + ")");
+  }
   const std::filesystem::path tmp = dir / ("." + path.filename().string() + ".tmp-" + RandomSuffix());
 
   FdCloser fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777));

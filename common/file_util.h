@@ -15,8 +15,9 @@ namespace kubehsm {
 
 // Writes `data` to `path` atomically with permission bits `mode` (not subject to umask). The file
 // is first written to a temporary file in the same directory, fsynced, renamed over `path`, and the
-// directory is fsynced. Refuses (kPermissionDenied) when `path` is a symlink. On any failure the
-// temporary file is removed and `path` is untouched.
+// directory is fsynced. Refuses (kPermissionDenied) when `path` is a symlink, when the directory is
+// world-writable, or when it belongs to another user than the caller or root (someone else could
+// swap files under us). On any failure the temporary file is removed and `path` is untouched.
 Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data, mode_t mode);
 
 // Reads a whole regular file. Fails with kNotFound when absent, kInvalidArgument when larger than

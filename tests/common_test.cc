@@ -1,4 +1,5 @@
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -57,6 +58,26 @@ TEST(FileUtilTest, WriteFileAtomicRefusesSymlinkTarget) {
   Status s = WriteFileAtomic(dir.path() / "link", "evil", 0600);
   EXPECT_EQ(s.code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(ReadTestFile(target), "keep");
+}
+
+TEST(FileUtilTest, WriteFileAtomicRefusesWorldWritableDirectory) {
+  TempDir dir;
+  std::filesystem::create_directory(dir.path() / "open");
+  std::filesystem::permissions(dir.path() / "open", std::filesystem::perms::all);
+  Status s = WriteFileAtomic(dir.path() / "open" / "ca.crt", "x", 0644);
+  EXPECT_EQ(s.code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(s.message().find("world-writable directory"), std::string::npos) << s.message();
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "open" / "ca.crt"));
+}
+
+TEST(FileUtilTest, WriteFileAtomicRefusesDirectoryOfAnotherUser) {
+  TempDir dir;
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to chown";
+  std::filesystem::create_directory(dir.path() / "theirs");
+  ASSERT_EQ(::chown((dir.path() / "theirs").c_str(), 65534, 65534), 0);
+  Status s = WriteFileAtomic(dir.path() / "theirs" / "x.key", "x", 0600);
+  EXPECT_EQ(s.code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(s.message().find("owned by another user"), std::string::npos) << s.message();
 }
 
 TEST(FileUtilTest, WriteFileAtomicFailsCleanlyInMissingDirectory) {
