@@ -53,7 +53,8 @@ std::string OneLineSubject(const X509_NAME* name) {
     last_set = set;
     out += (nid != NID_undef ? OBJ_nid2sn(nid) : "?");
     out += "=";
-    out.append(reinterpret_cast<const char*>(ASN1_STRING_get0_data(v)), static_cast<std::size_t>(ASN1_STRING_length(v)));
+    out.append(reinterpret_cast<const char*>(ASN1_STRING_get0_data(v)),
+               static_cast<std::size_t>(ASN1_STRING_length(v)));
   }
   return out;
 }

@@ -90,8 +90,9 @@ void ReadExtensions(X509_REQ* req, ParsedCsr& csr) {
         DrainOpenSslErrors();
         csr.problems.push_back("malformed basicConstraints extension in the request");
       } else if (bc->ca != 0) {
-        csr.problems.push_back("the request asks for CA:TRUE (basicConstraints); kubehsm never issues a CA "
-                               "certificate from a CSR");
+        csr.problems.push_back(
+            "the request asks for CA:TRUE (basicConstraints); kubehsm never issues a CA "
+            "certificate from a CSR");
       }
     } else if (nid == NID_subject_alt_name) {
       GeneralNamesPtr names(static_cast<GENERAL_NAMES*>(X509V3_EXT_d2i(ext)));
@@ -111,8 +112,8 @@ void ReadExtensions(X509_REQ* req, ParsedCsr& csr) {
         } else if (type == GEN_IPADD && (bytes.size() == 4 || bytes.size() == 16)) {
           csr.sans.ips.push_back(FormatIp(bytes));
         } else {
-          static constexpr const char* kTypes[] = {"otherName", "email", "DNS", "x400Address", "directoryName",
-                                                   "ediPartyName", "URI", "IP", "registeredID"};
+          static constexpr const char* kTypes[] = {"otherName",    "email", "DNS", "x400Address", "directoryName",
+                                                   "ediPartyName", "URI",   "IP",  "registeredID"};
           const std::string tname = type >= 0 && type <= 8 ? kTypes[type] : "unknown";
           csr.problems.push_back("disallowed SAN: " + tname + " names are not supported (only DNS and IP)");
         }
@@ -208,8 +209,8 @@ void CheckExact(const ParsedCsr& csr, const CertSpec& want, const std::string& p
   }
   for (const auto& ip : csr.sans.ips) {
     if (!Contains(want.sans.ips, ip)) {
-      problems.push_back("disallowed SAN IP:" + ip + ": not among the addresses the cluster config gives '" +
-                         profile + "'");
+      problems.push_back("disallowed SAN IP:" + ip + ": not among the addresses the cluster config gives '" + profile +
+                         "'");
     }
   }
 }
@@ -217,8 +218,8 @@ void CheckExact(const ParsedCsr& csr, const CertSpec& want, const std::string& p
 // The node name of a kubelet subject, checked; empty when the subject is not a node's.
 std::string CheckNodeSubject(const ParsedCsr& csr, const std::string& profile, std::vector<std::string>& problems) {
   std::string node;
-  if (!csr.common_name.starts_with(kNodePrefix) ||
-      !IsDnsSubdomain(node = csr.common_name.substr(kNodePrefix.size())) || node.starts_with("*.")) {
+  if (!csr.common_name.starts_with(kNodePrefix) || !IsDnsSubdomain(node = csr.common_name.substr(kNodePrefix.size())) ||
+      node.starts_with("*.")) {
     problems.push_back("disallowed CN " + Quote(csr.common_name) + ": profile '" + profile +
                        "' requires 'system:node:<node name>'");
     node.clear();
@@ -274,8 +275,7 @@ Status CheckKeys(const YAML::Node& node, const std::set<std::string>& allowed, c
 }
 
 Result<SigningProfile> ParseProfile(const YAML::Node& n, const std::string& path) {
-  KH_RETURN_IF_ERROR(
-      CheckKeys(n, {"name", "ca", "subject", "sans", "extKeyUsages", "maxValidity", "keys"}, path));
+  KH_RETURN_IF_ERROR(CheckKeys(n, {"name", "ca", "subject", "sans", "extKeyUsages", "maxValidity", "keys"}, path));
   SigningProfile p;
   p.kind = SigningProfileKind::kCustom;
   if (!n["name"] || !n["name"].IsScalar() || n["name"].Scalar().empty()) {
@@ -412,8 +412,8 @@ std::optional<std::string> CheckKey(const EVP_PKEY* key, const KeyPolicy& policy
       compact.erase(std::remove(compact.begin(), compact.end(), '-'), compact.end());
       if (compact == curve) return std::nullopt;
     }
-    return "unsupported key: " + name + " (allowed curves: " +
-           (policy.ec_curves.empty() ? std::string("none") : Join(policy.ec_curves, ", ")) + ")";
+    return "unsupported key: " + name +
+           " (allowed curves: " + (policy.ec_curves.empty() ? std::string("none") : Join(policy.ec_curves, ", ")) + ")";
   }
   return "unsupported key type " + name + " (only RSA and ECDSA keys)";
 }
@@ -550,7 +550,8 @@ std::vector<std::string> CheckCsr(const ParsedCsr& csr, const SigningProfile& pr
     case SigningProfileKind::kKubeadmLeaf: {
       const bool needs_config = profile.leaf->sans != SanRule::kNone || profile.leaf->common_name.empty();
       if (ctx.config == nullptr && needs_config) {
-        problems.push_back("profile '" + name + "' needs the cluster configuration (--config) for the node name "
+        problems.push_back("profile '" + name +
+                           "' needs the cluster configuration (--config) for the node name "
                            "and SANs");
         break;
       }
@@ -576,8 +577,10 @@ std::vector<std::string> CheckCsr(const ParsedCsr& csr, const SigningProfile& pr
     }
     case SigningProfileKind::kKubeletClient: {
       CheckNodeSubject(csr, name, problems);
-      for (const auto& d : csr.sans.dns) problems.push_back("disallowed SAN DNS:" + d + ": profile '" + name + "' allows no SANs");
-      for (const auto& ip : csr.sans.ips) problems.push_back("disallowed SAN IP:" + ip + ": profile '" + name + "' allows no SANs");
+      for (const auto& d : csr.sans.dns)
+        problems.push_back("disallowed SAN DNS:" + d + ": profile '" + name + "' allows no SANs");
+      for (const auto& ip : csr.sans.ips)
+        problems.push_back("disallowed SAN IP:" + ip + ": profile '" + name + "' allows no SANs");
       break;
     }
     case SigningProfileKind::kKubeletServing: {
@@ -631,9 +634,10 @@ std::vector<std::string> CheckCsr(const ParsedCsr& csr, const SigningProfile& pr
   for (const auto& o : csr.organizations) {
     if (o.size() > kMaxNameLength) problems.push_back("disallowed O: longer than 64 characters");
   }
-  const auto max = profile.max_validity.count() > 0
-                       ? profile.max_validity
-                       : (ctx.config != nullptr ? ctx.config->cert_validity : std::chrono::seconds(std::chrono::hours(8760)));
+  const auto max =
+      profile.max_validity.count() > 0
+          ? profile.max_validity
+          : (ctx.config != nullptr ? ctx.config->cert_validity : std::chrono::seconds(std::chrono::hours(8760)));
   if (ctx.validity) {
     if (ctx.validity->count() <= 0) {
       problems.push_back("invalid validity: must be positive");
@@ -689,9 +693,8 @@ Result<X509Ptr> SignCsr(const CsrSigningCa& ca, const ParsedCsr& csr, const Sign
     KH_ASSIGN_OR_RETURN(Validity ca_validity, CertificateValidity(ca.cert.get()));
     validity.not_before = ca_validity.not_before;
   }
-  return SignAndRecord(
-      [&] { return IssueLeaf(ca.key, ca.cert.get(), csr.public_key.get(), spec, validity); }, record,
-      {nullptr, GetCaProfile(profile.ca).name, profile.name, operation});
+  return SignAndRecord([&] { return IssueLeaf(ca.key, ca.cert.get(), csr.public_key.get(), spec, validity); }, record,
+                       {nullptr, GetCaProfile(profile.ca).name, profile.name, operation});
 }
 
 }  // namespace kubehsm::signer::pki

@@ -43,7 +43,7 @@ struct ParsedCsr {
   EvpPkeyPtr public_key;  // the requested subject public key (software, default context)
   std::string common_name;
   std::vector<std::string> organizations;
-  SanSet sans;  // requested DNS names and IPs, in request order (not normalised)
+  SanSet sans;           // requested DNS names and IPs, in request order (not normalised)
   std::string key_name;  // "RSA-2048", "ECDSA-P256", "ED25519", ... for messages
   std::vector<std::string> problems;
 };
@@ -77,7 +77,7 @@ struct NamePattern {
 
 // An IP range (CIDR) that IP SANs of a custom profile may fall into.
 struct IpRange {
-  std::string source;  // "10.0.0.0/8", "2001:db8::/32", "192.0.2.7" (= /32)
+  std::string source;   // "10.0.0.0/8", "2001:db8::/32", "192.0.2.7" (= /32)
   std::string network;  // 4 or 16 bytes
   int prefix = 0;
 };
@@ -92,8 +92,8 @@ struct SigningProfile {
   // certificateValidityPeriod (kubeadm and kubelet profiles).
   std::chrono::seconds max_validity{0};
   KeyPolicy keys;
-  const LeafProfile* leaf = nullptr;               // kKubeadmLeaf
-  const KubeconfigProfile* kubeconfig = nullptr;   // kKubeconfig
+  const LeafProfile* leaf = nullptr;              // kKubeadmLeaf
+  const KubeconfigProfile* kubeconfig = nullptr;  // kKubeconfig
   // kCustom: CN must match `common_name`; each O one of `organizations` (none given: no O
   // allowed); each DNS SAN one of `dns_names`; each IP SAN inside one of `ip_ranges`.
   std::optional<NamePattern> common_name;

@@ -52,7 +52,10 @@ Status ExtractGenerateCsrArchive(const fs::path& archive, const fs::path& cert_d
   const std::set<std::string> allowed(allowed_names.begin(), allowed_names.end());
   ArchiveReader a(archive_read_new());
   if (!a) return Internal("archive_read_new failed");
-  archive_read_support_filter_all(a.get());
+  // Built-in decompressors only (filter_all would also run external programs such as lzop).
+  archive_read_support_filter_gzip(a.get());
+  archive_read_support_filter_bzip2(a.get());
+  archive_read_support_filter_xz(a.get());
   archive_read_support_format_tar(a.get());
   if (archive_read_open_memory(a.get(), data.data(), data.size()) != ARCHIVE_OK) {
     return ArchiveError(a.get(), archive.string() + " is not a tar archive");
@@ -60,7 +63,9 @@ Status ExtractGenerateCsrArchive(const fs::path& archive, const fs::path& cert_d
   std::map<std::string, std::string> files;
   struct archive_entry* entry = nullptr;
   int rc = 0;
+  int entries = 0;
   while ((rc = archive_read_next_header(a.get(), &entry)) == ARCHIVE_OK) {
+    if (++entries > kMaxArchiveEntries) return InvalidArgument(archive.string() + " has too many members");
     const char* raw = archive_entry_pathname(entry);
     std::string name = raw != nullptr ? raw : "";
     const std::string shown = archive.string() + ": member '" + name + "'";

@@ -17,14 +17,14 @@ namespace kubehsm::signer::pki {
 // Largest archive kubehsm reads, and largest member.
 inline constexpr std::size_t kMaxArchiveBytes = 16 << 20;
 inline constexpr std::size_t kMaxArchiveMemberBytes = 1 << 20;
+inline constexpr int kMaxArchiveEntries = 64;
 
-// Extracts `archive` (tar, optionally gzip/xz/bzip2-compressed) into `cert_dir` (members under
-// `pki/`) and `kubeconfig_dir` (top-level members), each file written atomically with mode 0600.
-// Nothing is written unless the whole archive is acceptable: every member must be a regular file
-// (or one of the directories `pki/`, `pki/etcd/`) named exactly like one of
-// GenerateCsrInputNames(), at most once and at most kMaxArchiveMemberBytes. Symbolic and hard
-// links, devices, absolute paths, `..` and any other name are refused (kInvalidArgument naming
-// the member).
+// Extracts `archive` (tar, optionally gzip/xz/bzip2-compressed; at most kMaxArchiveEntries members) into `cert_dir`
+// (members under `pki/`) and `kubeconfig_dir` (top-level members), each file written atomically with mode 0600. Nothing
+// is written unless the whole archive is acceptable: every member must be a regular file (or one of the directories
+// `pki/`, `pki/etcd/`) named exactly like one of GenerateCsrInputNames(), at most once and at most
+// kMaxArchiveMemberBytes. Symbolic and hard links, devices, absolute paths, `..` and any other name are refused
+// (kInvalidArgument naming the member).
 Status ExtractGenerateCsrArchive(const std::filesystem::path& archive, const std::filesystem::path& cert_dir,
                                  const std::filesystem::path& kubeconfig_dir);
 

@@ -18,8 +18,8 @@ Result<X509Ptr> SignAndRecord(const std::function<Result<X509Ptr>()>& sign, cons
     }
     // The serial is taken (by this CA or another of the token's CAs): discard and re-sign.
   }
-  return Internal("recording the " + std::string(meta.profile) + " certificate: " +
-                  std::to_string(kMaxIssueAttempts) + " serial collisions in a row; refusing to continue");
+  return Internal("recording the " + std::string(meta.profile) + " certificate: " + std::to_string(kMaxIssueAttempts) +
+                  " serial collisions in a row; refusing to continue");
 }
 
 }  // namespace kubehsm::signer::pki

@@ -25,10 +25,10 @@ namespace kubehsm::signer::pki {
 // One freshly signed certificate, as the recorder sees it. Everything is borrowed for the
 // duration of the call only.
 struct IssuedCertificate {
-  const X509* cert = nullptr;     // the signed certificate (serial, subject, SANs, validity, DER)
-  std::string_view issuer_ca;     // CA name: "ca", "etcd-ca", "front-proxy-ca"
-  std::string_view profile;       // "apiserver", "admin.conf", "kubelet-client", a policy profile, "ca"
-  std::string_view operation;     // "init", "issue", "renew", "sign-csr", "sign-dir"
+  const X509* cert = nullptr;  // the signed certificate (serial, subject, SANs, validity, DER)
+  std::string_view issuer_ca;  // CA name: "ca", "etcd-ca", "front-proxy-ca"
+  std::string_view profile;    // "apiserver", "admin.conf", "kubelet-client", a policy profile, "ca"
+  std::string_view operation;  // "init", "issue", "renew", "sign-csr", "sign-dir"
 };
 
 // Records a certificate durably (see the contract above). An empty function records nothing.

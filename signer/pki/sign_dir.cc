@@ -29,7 +29,7 @@ struct Item {
   fs::path csr_path;
   fs::path out_path;  // <leaf>.crt or the kubeconfig file
   ParsedCsr csr;
-  std::string conf_text;         // kubeconfig only
+  std::string conf_text;          // kubeconfig only
   std::string existing_cert_pem;  // kubeconfig only: a still-valid client certificate
   bool keep = false;              // a valid certificate from an earlier run is already in place
 };
@@ -56,7 +56,9 @@ Result<std::string> ReadInput(const fs::path& p, std::size_t max) {
   return ReadFileBounded(p, max);
 }
 
-bool SamePublicKey(const EVP_PKEY* a, const EVP_PKEY* b) { return a != nullptr && b != nullptr && EVP_PKEY_eq(a, b) == 1; }
+bool SamePublicKey(const EVP_PKEY* a, const EVP_PKEY* b) {
+  return a != nullptr && b != nullptr && EVP_PKEY_eq(a, b) == 1;
+}
 
 // The key checks every CSR of the layout gets beyond its profile: kubeadm generates every key with
 // the cluster's encryptionAlgorithm.
@@ -112,8 +114,8 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
   ctx.config = &config;
 
   // ---- 1. Read and check everything; sign nothing yet. ----
-  say("[sign-dir] Checking the CSRs in \"" + options.cert_dir.string() + "\" and \"" +
-      options.kubeconfig_dir.string() + "\"");
+  say("[sign-dir] Checking the CSRs in \"" + options.cert_dir.string() + "\" and \"" + options.kubeconfig_dir.string() +
+      "\"");
   std::vector<Item> items;
   auto read_csr = [&](Item& item) -> bool {
     Result<std::string> pem = ReadInput(item.csr_path, kMaxCsrBytes);
@@ -172,10 +174,10 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
       } else {
         item.conf_text = *text;
         Result<KubeconfigCredentials> creds = ReadKubeconfig(item.conf_text);
-        Result<EvpPkeyPtr> key = !creds.ok()                       ? Result<EvpPkeyPtr>(creds.status())
-                                 : creds->client_key_pem.empty() ? Result<EvpPkeyPtr>(InvalidArgument(
-                                                                       "has no client-key-data"))
-                                                                 : ParsePrivateKeyPem(creds->client_key_pem);
+        Result<EvpPkeyPtr> key = !creds.ok() ? Result<EvpPkeyPtr>(creds.status())
+                                 : creds->client_key_pem.empty()
+                                     ? Result<EvpPkeyPtr>(InvalidArgument("has no client-key-data"))
+                                     : ParsePrivateKeyPem(creds->client_key_pem);
         if (!key.ok()) {
           problems.Add(item.out_path, key.status().message());
         } else if (!SamePublicKey(key->get(), item.csr.public_key.get())) {
@@ -184,8 +186,8 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
           Result<std::string> cp_url = ControlPlaneUrl(config);
           const std::string want_server = kc.local_endpoint ? LocalApiUrl(config) : (cp_url.ok() ? *cp_url : "");
           if (creds->server != want_server) {
-            say("[sign-dir] WARNING: " + item.out_path.string() + " uses server " + creds->server + ", the config gives " +
-                want_server);
+            say("[sign-dir] WARNING: " + item.out_path.string() + " uses server " + creds->server +
+                ", the config gives " + want_server);
           }
           item.existing_cert_pem = creds->client_cert_pem;
         }
@@ -197,8 +199,8 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
   // Unknown CSR files would silently stay unsigned: refuse them.
   std::error_code ec;
   const bool same_dirs = fs::equivalent(options.cert_dir, options.kubeconfig_dir, ec);
-  for (auto it = fs::recursive_directory_iterator(options.cert_dir, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(options.cert_dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     const fs::path& p = it->path();
     if (p.extension() != ".csr") continue;
     const std::string rel = fs::relative(p, options.cert_dir).replace_extension().generic_string();
@@ -213,7 +215,8 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
     const std::string name = it->path().filename().string();
     if (!name.ends_with(".conf.csr")) continue;
     if (FindKubeconfigProfile(name.substr(0, name.size() - 4)) == nullptr) {
-      problems.Add(it->path(), "unknown CSR file: no kubeadm kubeconfig is named '" + name.substr(0, name.size() - 4) + "'");
+      problems.Add(it->path(),
+                   "unknown CSR file: no kubeadm kubeconfig is named '" + name.substr(0, name.size() - 4) + "'");
     }
   }
 
@@ -236,8 +239,9 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
     }
     const fs::path key_in_output = KeyPath(options.cert_dir, ca.file_base);
     if (PathExists(key_in_output)) {
-      problems.Add(key_in_output, "a CA private key must not be in the cert dir: kubeadm enters external-CA mode "
-                                  "only when it is absent");
+      problems.Add(key_in_output,
+                   "a CA private key must not be in the cert dir: kubeadm enters external-CA mode "
+                   "only when it is absent");
     }
     const fs::path dst = CertPath(options.cert_dir, ca.file_base);
     if (!same_ca_dir && PathExists(dst)) {
@@ -330,7 +334,8 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
       continue;
     }
     if (!item.keep) {
-      KH_ASSIGN_OR_RETURN(X509Ptr cert, SignCsr(ca, item.csr, item.profile, ctx, options.now, options.record, kOperation));
+      KH_ASSIGN_OR_RETURN(X509Ptr cert,
+                          SignCsr(ca, item.csr, item.profile, ctx, options.now, options.record, kOperation));
       KH_ASSIGN_OR_RETURN(cert_pem, CertificateToPem(cert.get()));
       ++summary.signed_certs;
     }
@@ -348,7 +353,8 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
       continue;
     }
     if (item.keep) ++summary.kept;
-    KH_ASSIGN_OR_RETURN(std::string updated, UpdateKubeconfigCredentials(item.conf_text, cert_pem, std::nullopt, ca_pem));
+    KH_ASSIGN_OR_RETURN(std::string updated,
+                        UpdateKubeconfigCredentials(item.conf_text, cert_pem, std::nullopt, ca_pem));
     KH_RETURN_IF_ERROR(WriteFileAtomic(item.out_path, updated, kKubeconfigMode));
     say("[sign-dir] Signed \"" + item.name + "\" -> " + item.out_path.string());
   }

@@ -62,8 +62,8 @@ inline std::string MakeCsr(const CsrRequest& r) {
                                reinterpret_cast<const unsigned char*>(o.c_str()), -1, -1, 0);
   }
   if (!r.cn.empty()) {
-    X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(r.cn.c_str()),
-                               -1, -1, 0);
+    X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>(r.cn.c_str()), -1, -1, 0);
   }
   X509_REQ_set_pubkey(req.get(), key.get());
   X509ExtensionStackPtr exts(sk_X509_EXTENSION_new_null());

@@ -122,8 +122,8 @@ struct PolicyCase {
 class PolicyParseTest : public ::testing::TestWithParam<PolicyCase> {};
 
 TEST_P(PolicyParseTest, RejectsWithFieldPath) {
-  const std::string yaml = std::string("apiVersion: kubehsm.io/v1alpha1\nkind: SigningPolicy\nprofiles:\n") +
-                           GetParam().profile_yaml;
+  const std::string yaml =
+      std::string("apiVersion: kubehsm.io/v1alpha1\nkind: SigningPolicy\nprofiles:\n") + GetParam().profile_yaml;
   auto p = ParseSigningPolicy(yaml);
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.status().message().find(GetParam().error), std::string::npos) << p.status().message();
@@ -143,7 +143,8 @@ INSTANTIATE_TEST_SUITE_P(
                    "- {name: p, ca: ca, subject: {commonName: x}, sans: {ip: [10.0.0.0/33]}, extKeyUsages: "
                    "[clientAuth], maxValidity: 1h}",
                    "has an invalid prefix length"},
-        PolicyCase{"UnknownCa", "- {name: p, ca: root, subject: {commonName: x}, extKeyUsages: [clientAuth], maxValidity: 1h}",
+        PolicyCase{"UnknownCa",
+                   "- {name: p, ca: root, subject: {commonName: x}, extKeyUsages: [clientAuth], maxValidity: 1h}",
                    "is not one of ca, etcd-ca, front-proxy-ca"},
         PolicyCase{"BuiltinName",
                    "- {name: kubelet-client, ca: ca, subject: {commonName: x}, extKeyUsages: [clientAuth], "
@@ -178,18 +179,17 @@ TEST_P(KeyCheckTest, DefaultPolicy) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Keys, KeyCheckTest,
-                         ::testing::Values(KeyCase{"rsa-2048", nullptr}, KeyCase{"ec-p256", nullptr},
-                                           KeyCase{"ec-p384", nullptr},
-                                           KeyCase{"rsa-1024", "weak key: RSA-1024 is below the minimum of 2048 bits"},
-                                           KeyCase{"ec-secp256k1",
-                                                   "unsupported key: ECDSA-secp256k1 (allowed curves: P-256, P-384)"},
-                                           KeyCase{"ed25519", "unsupported key type ED25519 (only RSA and ECDSA keys)"}),
-                         [](const auto& info) {
-                           std::string n = info.param.key;
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Keys, KeyCheckTest,
+    ::testing::Values(KeyCase{"rsa-2048", nullptr}, KeyCase{"ec-p256", nullptr}, KeyCase{"ec-p384", nullptr},
+                      KeyCase{"rsa-1024", "weak key: RSA-1024 is below the minimum of 2048 bits"},
+                      KeyCase{"ec-secp256k1", "unsupported key: ECDSA-secp256k1 (allowed curves: P-256, P-384)"},
+                      KeyCase{"ed25519", "unsupported key type ED25519 (only RSA and ECDSA keys)"}),
+    [](const auto& info) {
+      std::string n = info.param.key;
+      std::replace(n.begin(), n.end(), '-', '_');
+      return n;
+    });
 
 TEST(SignCsrSpecTest, SubjectAndSansFromRequestUsagesFromProfile) {
   testutil::CsrRequest r;

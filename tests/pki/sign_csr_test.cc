@@ -24,8 +24,8 @@ class SignCsrTest : public testutil::KubehsmCaFixture {
   // Runs sign-csr on `req` under `profile` (+ extra flags) writing to <dir>/out.crt.
   ProcessResult Sign(const CsrRequest& req, const std::string& profile, std::vector<std::string> extra = {}) {
     const fs::path csr = WriteCsr("req.csr", MakeCsr(req));
-    std::vector<std::string> args = {"certs", "sign-csr", "--csr", csr.string(), "--profile", profile,
-                                     "--out", out().string(), "--cert-dir", ca_dir().string()};
+    std::vector<std::string> args = {"certs", "sign-csr", "--csr",        csr.string(), "--profile",
+                                     profile, "--out",    out().string(), "--cert-dir", ca_dir().string()};
     args.insert(args.end(), extra.begin(), extra.end());
     return Kubehsm(args);
   }
@@ -44,9 +44,7 @@ class SignCsrTest : public testutil::KubehsmCaFixture {
     EXPECT_NE(audit.find(message), std::string::npos) << "the audit record carries the reason";
   }
 
-  std::string OpensslText() {
-    return RunProcess({"openssl", "x509", "-in", out().string(), "-noout", "-text"}).out;
-  }
+  std::string OpensslText() { return RunProcess({"openssl", "x509", "-in", out().string(), "-noout", "-text"}).out; }
 };
 
 CsrRequest KubeletClient(const std::string& node = "worker-1") {
@@ -61,8 +59,8 @@ TEST_F(SignCsrTest, SignsKubeletClientWithProfileUsagesOnly) {
   req.request_usages = true;  // keyCertSign + codeSigning requested: must be ignored
   auto r = Sign(req, "kubelet-client", {"--validity", "24h"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  auto verify = RunProcess({"openssl", "verify", "-CAfile", (ca_dir() / "ca.crt").string(), "-purpose", "sslclient",
-                            out().string()});
+  auto verify = RunProcess(
+      {"openssl", "verify", "-CAfile", (ca_dir() / "ca.crt").string(), "-purpose", "sslclient", out().string()});
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
   const std::string text = OpensslText();
   EXPECT_NE(text.find("Subject: O = system:nodes, CN = system:node:worker-1"), std::string::npos) << text;
@@ -82,8 +80,8 @@ TEST_F(SignCsrTest, SignsKubeletServingForTheNodesOwnNames) {
   req.sans = "DNS:worker-1,DNS:worker-1.example.org,IP:192.0.2.10";
   auto r = Sign(req, "kubelet-serving", {"--node-ip", "192.0.2.10"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  auto verify = RunProcess({"openssl", "verify", "-CAfile", (ca_dir() / "ca.crt").string(), "-purpose", "sslserver",
-                            out().string()});
+  auto verify = RunProcess(
+      {"openssl", "verify", "-CAfile", (ca_dir() / "ca.crt").string(), "-purpose", "sslserver", out().string()});
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
   const std::string text = OpensslText();
   EXPECT_NE(text.find("DNS:worker-1, DNS:worker-1.example.org, IP Address:192.0.2.10"), std::string::npos) << text;
@@ -113,7 +111,8 @@ profiles:
   req.sans = "DNS:shop.apps.example.com,IP:10.20.1.2";
   auto r = Sign(req, "ingress", {"--policy", (dir() / "policy.yaml").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  auto verify = RunProcess({"openssl", "verify", "-CAfile", (ca_dir() / "front-proxy-ca.crt").string(), out().string()});
+  auto verify =
+      RunProcess({"openssl", "verify", "-CAfile", (ca_dir() / "front-proxy-ca.crt").string(), out().string()});
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
   // The same profile refuses a key its keys: section does not allow (RSA below 3072 bits).
   fs::remove(out());
@@ -214,7 +213,8 @@ TEST_F(SignCsrTest, SignCsrFailsWithDuplicateExtensions) {
   CsrRequest req = KubeletClient("worker-1");
   req.sans = "DNS:worker-1";
   req.duplicate_san = true;
-  ExpectRefused(Sign(req, "kubelet-serving"), "duplicate extensions: X509v3 Subject Alternative Name is requested more than once");
+  ExpectRefused(Sign(req, "kubelet-serving"),
+                "duplicate extensions: X509v3 Subject Alternative Name is requested more than once");
 }
 
 TEST_F(SignCsrTest, SignCsrFailsWithPolicyPatternMismatch) {

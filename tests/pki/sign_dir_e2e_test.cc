@@ -37,9 +37,8 @@ using kubehsm::testing::RunProcess;
 using kubehsm::testing::SourceDir;
 using kubehsm::testing::WriteTestFile;
 
-constexpr const char* kLeaves[] = {"apiserver",        "apiserver-kubelet-client", "front-proxy-client",
-                                   "etcd/server",      "etcd/peer",                "etcd/healthcheck-client",
-                                   "apiserver-etcd-client"};
+constexpr const char* kLeaves[] = {"apiserver", "apiserver-kubelet-client", "front-proxy-client",   "etcd/server",
+                                   "etcd/peer", "etcd/healthcheck-client",  "apiserver-etcd-client"};
 constexpr const char* kConfs[] = {"admin.conf", "super-admin.conf", "kubelet.conf", "controller-manager.conf",
                                   "scheduler.conf"};
 
@@ -68,15 +67,23 @@ class SignDirTest : public testutil::KubehsmCaFixture {
   // The kubeadm config the node ran generate-csr with.
   fs::path Config(const std::string& node_name = "cp1") const {
     const fs::path p = dir() / ("kubeadm-" + node_name + ".yaml");
-    WriteTestFile(p, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: " +
-                         node_name +
-                         "\nlocalAPIEndpoint:\n  advertiseAddress: 192.0.2.1\n---\napiVersion: kubeadm.k8s.io/v1beta4\n"
-                         "kind: ClusterConfiguration\nencryptionAlgorithm: ECDSA-P256\n");
+    WriteTestFile(
+        p, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: " + node_name +
+               "\nlocalAPIEndpoint:\n  advertiseAddress: 192.0.2.1\n---\napiVersion: kubeadm.k8s.io/v1beta4\n"
+               "kind: ClusterConfiguration\nencryptionAlgorithm: ECDSA-P256\n");
     return p;
   }
   std::vector<std::string> SignDirArgs(const fs::path& node, const std::string& node_name = "cp1") const {
-    return {"certs", "sign-dir", "--config", Config(node_name).string(), "--cert-dir", (node / "pki").string(),
-            "--kubeconfig-dir", node.string(), "--ca-dir", ca_dir().string()};
+    return {"certs",
+            "sign-dir",
+            "--config",
+            Config(node_name).string(),
+            "--cert-dir",
+            (node / "pki").string(),
+            "--kubeconfig-dir",
+            node.string(),
+            "--ca-dir",
+            ca_dir().string()};
   }
   ProcessResult SignDir(const fs::path& node, const std::string& node_name = "cp1") {
     return Kubehsm(SignDirArgs(node, node_name));
@@ -112,7 +119,8 @@ TEST_F(SignDirTest, SignsFullGenerateCsrLayoutForKubeadmExternalCaMode) {
       << r.out;
   // External-CA layout: CA certificates without keys.
   for (const char* ca : {"ca", "etcd/ca", "front-proxy-ca"}) {
-    EXPECT_EQ(ReadTestFile(Node() / "pki" / (std::string(ca) + ".crt")), ReadTestFile(ca_dir() / (std::string(ca) + ".crt")));
+    EXPECT_EQ(ReadTestFile(Node() / "pki" / (std::string(ca) + ".crt")),
+              ReadTestFile(ca_dir() / (std::string(ca) + ".crt")));
     EXPECT_FALSE(fs::exists(Node() / "pki" / (std::string(ca) + ".key"))) << ca;
   }
   auto verify = Kubehsm({"pki", "verify", "--cert-dir", (Node() / "pki").string(), "--kubeconfig-dir", Node().string(),
@@ -120,10 +128,13 @@ TEST_F(SignDirTest, SignsFullGenerateCsrLayoutForKubeadmExternalCaMode) {
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
   EXPECT_EQ(verify.out.find("FAIL"), std::string::npos) << verify.out;
   // Independent verification: each leaf under the CA kubeadm expects.
-  const std::map<std::string, std::string> ca_of = {
-      {"apiserver", "ca"},          {"apiserver-kubelet-client", "ca"}, {"front-proxy-client", "front-proxy-ca"},
-      {"etcd/server", "etcd/ca"},   {"etcd/peer", "etcd/ca"},           {"etcd/healthcheck-client", "etcd/ca"},
-      {"apiserver-etcd-client", "etcd/ca"}};
+  const std::map<std::string, std::string> ca_of = {{"apiserver", "ca"},
+                                                    {"apiserver-kubelet-client", "ca"},
+                                                    {"front-proxy-client", "front-proxy-ca"},
+                                                    {"etcd/server", "etcd/ca"},
+                                                    {"etcd/peer", "etcd/ca"},
+                                                    {"etcd/healthcheck-client", "etcd/ca"},
+                                                    {"apiserver-etcd-client", "etcd/ca"}};
   for (const auto& [leaf, ca] : ca_of) {
     auto v = RunProcess({"openssl", "verify", "-CAfile", (Node() / "pki" / (ca + ".crt")).string(),
                          (Node() / "pki" / (leaf + ".crt")).string()});
@@ -193,10 +204,10 @@ with tarfile.open(sys.argv[2], 'w') as t:
     t.addfile(info)
 )";
   WriteTestFile(dir() / "mk.py", script);
-  ASSERT_EQ(RunProcess({"python3", (dir() / "mk.py").string(), (dir() / "dots.tar").string(),
-                        (dir() / "link.tar").string()})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      RunProcess({"python3", (dir() / "mk.py").string(), (dir() / "dots.tar").string(), (dir() / "link.tar").string()})
+          .exit_code,
+      0);
   for (const auto& [tar, message] : std::vector<std::pair<std::string, std::string>>{
            {"dots.tar", "member '../escape.csr' leaves the directory ('..')"},
            {"link.tar", "member 'pki/apiserver.csr' is a symbolic link"}}) {
@@ -242,13 +253,13 @@ TEST_F(SignDirTest, SignDirRefusesWholeRunAndListsEveryProblem) {
 
 TEST_F(SignDirTest, LedgerHoldsExactlyOneRowPerIssuedCertificateAfterMixedRun) {
   // init (3 CAs are already there from the fixture; its leaves and kubeconfigs use them) ...
-  auto init = Kubehsm({"init", "--cert-dir", ca_dir().string(), "--kubeconfig-dir", (dir() / "box").string(),
-                       "--node-name", "signer", "--advertise-address", "127.0.0.1", "--encryption-algorithm",
-                       "ECDSA-P256"});
+  auto init =
+      Kubehsm({"init", "--cert-dir", ca_dir().string(), "--kubeconfig-dir", (dir() / "box").string(), "--node-name",
+               "signer", "--advertise-address", "127.0.0.1", "--encryption-algorithm", "ECDSA-P256"});
   ASSERT_EQ(init.exit_code, 0) << init.err;
   // ... renew everything, sign one CSR and a whole generate-csr directory.
-  auto renew = Kubehsm({"certs", "renew", "all", "--cert-dir", ca_dir().string(), "--kubeconfig-dir",
-                        (dir() / "box").string()});
+  auto renew =
+      Kubehsm({"certs", "renew", "all", "--cert-dir", ca_dir().string(), "--kubeconfig-dir", (dir() / "box").string()});
   ASSERT_EQ(renew.exit_code, 0) << renew.err;
   testutil::CsrRequest kubelet;
   kubelet.cn = "system:node:w1";
@@ -369,19 +380,28 @@ TEST_F(SignDirTest, TwoConcurrentProcessesNeverProduceDuplicateSerials) {
     r.orgs = {"system:nodes"};
     WriteCsr("w" + std::to_string(i) + ".csr", testutil::MakeCsr(r));
   }
+  // SoftHSM 2.6's file-backed token store sometimes fails to open the token while another process
+  // is reading it (C_GetTokenInfo CKR_GENERAL_ERROR, or the token missing from the slot list). That
+  // happens when the token is opened, before anything is signed, so such a run is retried. Every
+  // other failure fails the test.
   auto worker = [&](const std::string& n, int first, ProcessResult* result) {
-    std::string script = "set -e\n";
+    std::string script =
+        "set -e\n"
+        "run() { local t out; for t in 1 2 3 4 5; do if out=$(\"$@\" 2>&1 >/dev/null); then return 0; fi;\n"
+        "  [[ ($out == *'C_GetTokenInfo'* || $out == *'no token matches'*) && $t -lt 5 ]] || "
+        "{ echo \"$out\" >&2; return 1; }; sleep 0.$RANDOM; done; }\n";
     auto quote = [](const std::vector<std::string>& argv) {
       std::string s;
       for (const auto& a : argv) s += "'" + a + "' ";
       return s;
     };
-    script += quote(KubehsmArgv(SignDirArgs(Node(n)))) + ">/dev/null\n";
+    script += "run " + quote(KubehsmArgv(SignDirArgs(Node(n)))) + "\n";
     for (int i = first; i < first + 10; ++i) {
       const std::string w = (dir() / ("w" + std::to_string(i))).string();
-      script += quote(KubehsmArgv({"certs", "sign-csr", "--csr", w + ".csr", "--profile", "kubelet-client", "--out",
+      script += "run " +
+                quote(KubehsmArgv({"certs", "sign-csr", "--csr", w + ".csr", "--profile", "kubelet-client", "--out",
                                    w + ".crt", "--cert-dir", ca_dir().string()})) +
-                ">/dev/null\n";
+                "\n";
     }
     *result = RunProcess({"bash", "-c", script}, env());
   };
@@ -402,7 +422,8 @@ TEST_F(SignDirTest, TwoConcurrentProcessesNeverProduceDuplicateSerials) {
   for (const char* n : {"a", "b"}) {
     for (const auto& [name, pem] : CertsOnDisk(Node(n))) EXPECT_TRUE(disk.insert(SerialOf(pem)).second) << name;
   }
-  for (int i = 0; i < 20; ++i) EXPECT_TRUE(disk.insert(SerialOf(ReadTestFile(dir() / ("w" + std::to_string(i) + ".crt")))).second);
+  for (int i = 0; i < 20; ++i)
+    EXPECT_TRUE(disk.insert(SerialOf(ReadTestFile(dir() / ("w" + std::to_string(i) + ".crt")))).second);
   for (const auto& s : disk) EXPECT_TRUE(serials.contains(s)) << s;
   EXPECT_EQ(Kubehsm({"audit", "verify"}).exit_code, 0) << "concurrent appends keep the chain intact";
 }
@@ -446,9 +467,9 @@ TEST_F(AuditTamperTest, EditedRecordFailsNamingIt) {
     lines[index][pos + 8] = lines[index][pos + 8] == '1' ? '2' : '1';  // one digit of the timestamp
     auto r = VerifyCopy(lines);
     EXPECT_EQ(r.exit_code, 2);
-    EXPECT_NE(r.err.find("record " + std::to_string(index + 1) + " (line " + std::to_string(index + 1) +
-                         "): hash mismatch"),
-              std::string::npos)
+    EXPECT_NE(
+        r.err.find("record " + std::to_string(index + 1) + " (line " + std::to_string(index + 1) + "): hash mismatch"),
+        std::string::npos)
         << r.err;
   }
 }
