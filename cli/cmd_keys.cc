@@ -87,7 +87,7 @@ int KeysList(Context& ctx, const Args& args) {
                      {"local", k.local},
                      {"uri", (*h)->token().KeyUri(k)}});
     }
-    ctx.out() << arr.dump(2) << "\n";
+    ctx.out() << arr.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
   auto yes = [](bool b) { return b ? "yes" : "no"; };

@@ -63,7 +63,7 @@ int LedgerList(Context& ctx, const Args& args) {
   if (fmt == "json") {
     nlohmann::ordered_json arr = nlohmann::ordered_json::array();
     for (const auto& r : *rows) arr.push_back(ToJson(r, false));
-    ctx.out() << arr.dump(2) << "\n";
+    ctx.out() << arr.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
   ctx.out() << std::left << std::setw(18) << "SERIAL" << std::setw(16) << "ISSUER" << std::setw(26) << "PROFILE"
@@ -94,7 +94,7 @@ int LedgerShow(Context& ctx, const Args& args) {
   if (fmt == "pem") {
     ctx.out() << r->cert_pem;
   } else {
-    ctx.out() << ToJson(*r, true).dump(2) << "\n";
+    ctx.out() << ToJson(*r, true).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   }
   return kExitOk;
 }
@@ -119,7 +119,7 @@ int LedgerExport(Context& ctx, const Args& args) {
   } else {
     nlohmann::ordered_json arr = nlohmann::ordered_json::array();
     for (const auto& r : *rows) arr.push_back(ToJson(r, true));
-    text = arr.dump(2) + "\n";
+    text = arr.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   }
   if (vm.count("out") != 0) {
     Status s = WriteFileAtomic(vm["out"].as<std::string>(), text, 0600);

@@ -1,7 +1,9 @@
 #include "hsm/token.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <string_view>
 #include <map>
 
 #include <openssl/core_names.h>
@@ -94,6 +96,38 @@ std::string DigestInfoPrefix(std::string_view digest_name) {
   if (digest_name == "SHA512")
     return std::string("\x30\x51\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x03\x05\x00\x04\x40", 19);
   return "";
+}
+
+// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF).
+bool IsUtf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;  // truncated sequence
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
 }
 
 CK_BBOOL kTrue = CK_TRUE;
@@ -346,6 +380,9 @@ Result<KeyInfo> Token::FindKeyByLabel(const std::string& label) {
 
 Status Token::CheckLabelFreeLocked(CK_SESSION_HANDLE s, const std::string& label) {
   if (label.empty() || label.size() > 128) return InvalidArgument("key label must be 1 to 128 characters");
+  // PKCS#11 2.40 §4.4 Table 21: CKA_LABEL is an "RFC2279 string" (UTF-8). Other bytes would also
+  // break every JSON consumer of the label (keys list -o json, logs).
+  if (!IsUtf8(label)) return InvalidArgument("key label must be valid UTF-8");
   std::string l = label;
   KH_ASSIGN_OR_RETURN(auto found, FindObjects(s, {Attr(CKA_LABEL, l.data(), l.size()), Bool(CKA_TOKEN, true)}));
   if (!found.empty()) {
