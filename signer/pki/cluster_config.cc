@@ -170,7 +170,18 @@ Status CheckServiceSubnet(std::string_view value, std::string_view field) {
   return OkStatus();
 }
 
+// At most this many entries per certSANs list. kubeadm sets no limit, but every SAN goes into one
+// certificate that a TLS server sends in its handshake, and Go's crypto/tls refuses handshake
+// messages over 65536 bytes: a config with thousands of SANs would yield a certificate
+// kube-apiserver cannot serve (10 000 names make ~280 KB), so it is refused up front.
+constexpr std::size_t kMaxCertSans = 256;
+
 Status CheckSans(const std::vector<std::string>& sans, std::string_view field) {
+  if (sans.size() > kMaxCertSans) {
+    return InvalidArgument("field " + Quoted(std::string(field)) + ": " + std::to_string(sans.size()) +
+                           " entries exceed the limit of " + std::to_string(kMaxCertSans) +
+                           " (the certificate must fit in a TLS handshake message)");
+  }
   for (std::size_t i = 0; i < sans.size(); ++i) {
     const std::string& s = sans[i];
     if (!IsIp(s) && !IsDns1123Subdomain(s) && !IsWildcardDns1123Subdomain(s)) {
