@@ -143,10 +143,11 @@ Status CheckLeaf(const X509* cert, const EVP_PKEY* key, const X509* ca_cert, con
 }
 
 Result<KeyAndCert> Runner::IssueWithNewKey(const LoadedCa& ca, const CertSpec& spec, const Validity& validity,
-                                           std::string_view profile) {
-  KH_ASSIGN_OR_RETURN(SigningKey leaf_key, leaf_keys != nullptr
-                                               ? leaf_keys->Take()
-                                               : SigningKey::GenerateSoftware(options.config.encryption_algorithm));
+                                           std::string_view profile, std::optional<SigningKey> existing_key) {
+  Result<SigningKey> next = existing_key ? Result<SigningKey>(std::move(*existing_key))
+                            : leaf_keys != nullptr ? leaf_keys->Take()
+                                                   : SigningKey::GenerateSoftware(options.config.encryption_algorithm);
+  KH_ASSIGN_OR_RETURN(SigningKey leaf_key, std::move(next));
   KH_ASSIGN_OR_RETURN(X509Ptr cert,
                       SignAndRecord([&] { return IssueLeaf(ca.key, ca.cert.get(), leaf_key.public_key(), spec, validity); },
                                     options.record, {nullptr, ca.profile->name, profile, operation}));
@@ -171,6 +172,19 @@ Status Runner::WriteKeyAndCert(std::string_view base, const KeyAndCert& kc) {
 }
 
 namespace {
+
+// "<dir>/.<name>.pending": written before a CA key is created in the token and removed once the
+// CA certificate is on disk. A run killed in between leaves the marker beside the missing
+// certificate, so the re-run can tell the key it finds in the token is its own and complete the
+// certificate from it, instead of refusing as it must for a key it knows nothing about.
+std::filesystem::path PendingMarker(const std::filesystem::path& cert_path) {
+  return cert_path.parent_path() / ("." + cert_path.filename().string() + ".pending");
+}
+
+void RemovePendingMarker(const std::filesystem::path& cert_path) {
+  std::error_code ec;
+  std::filesystem::remove(PendingMarker(cert_path), ec);
+}
 
 std::string GoList(const std::vector<std::string>& v) {
   std::string out = "[";
@@ -199,6 +213,7 @@ Status CaPhase(Runner& r) {
       if (problem.ok()) {
         r.Say("[certs] Using existing " + std::string(ca.file_base) + " certificate authority");
         ++r.summary.kept;
+        RemovePendingMarker(path);  // killed after the certificate was written
         continue;
       }
       if (!r.options.overwrite) {
@@ -212,7 +227,10 @@ Status CaPhase(Runner& r) {
                                   "key and certificate (every certificate it signed must then be re-issued)");
       }
     } else if (!cert_exists && key.ok()) {
-      if (!r.options.overwrite) {
+      if (PathExists(PendingMarker(path))) {
+        r.Say("[certs] Completing \"" + std::string(ca.file_base) + "\" from an interrupted run (key in the token as '" +
+              label + "')");
+      } else if (!r.options.overwrite) {
         return FailedPrecondition("the token already holds a key '" + label + "' but " + path.string() +
                                   " is missing: restore the certificate, or use --overwrite to issue a new CA "
                                   "certificate from the existing key");
@@ -222,6 +240,7 @@ Status CaPhase(Runner& r) {
     KH_RETURN_IF_ERROR(EnsureDirectory(path.parent_path(), kDirMode));
     const bool creating = !key.ok();
     if (creating) {
+      KH_RETURN_IF_ERROR(WriteFileAtomic(PendingMarker(path), label + "\n", kKeyMode));
       key = r.store.Create(label, r.options.config.encryption_algorithm);
       if (!key.ok()) return key.status().WithContext("creating the " + std::string(ca.name) + " key in the token");
       ++r.summary.keys_created;
@@ -238,9 +257,13 @@ Status CaPhase(Runner& r) {
     if (!written.ok()) {
       // A key this run just created and no certificate for it: remove it again so that a re-run
       // starts clean (a key that existed before is never touched).
-      if (creating && r.store.Remove(label).ok()) --r.summary.keys_created;
+      if (creating && r.store.Remove(label).ok()) {
+        --r.summary.keys_created;
+        RemovePendingMarker(path);
+      }
       return written;
     }
+    RemovePendingMarker(path);
   }
   return OkStatus();
 }
@@ -302,7 +325,19 @@ Status IssueLeafSet(Runner& r, const std::filesystem::path& ca_dir) {
     const auto cert_path = CertPath(r.options.cert_dir, leaf.file_base);
     const bool key_exists = PathExists(key_path);
     const bool cert_exists = PathExists(cert_path);
-    if (key_exists || cert_exists) {
+    // A key without its certificate is what a run killed between the two writes leaves (the key is
+    // written first): complete the pair with that key when it is a regular file holding a key of
+    // the cluster's algorithm. Anything else is refused below as before.
+    std::optional<SigningKey> lone_key;
+    if (key_exists && !cert_exists && !std::filesystem::is_symlink(key_path)) {
+      Result<EvpPkeyPtr> pkey = LoadPrivateKeyFile(key_path);
+      Result<KeyType> type = pkey.ok() ? KeyTypeOf(pkey->get()) : Result<KeyType>(pkey.status());
+      if (type.ok() && *type == r.options.config.encryption_algorithm) {
+        Result<SigningKey> k = SigningKey::Create(std::move(*pkey), nullptr);
+        if (k.ok()) lone_key = std::move(*k);
+      }
+    }
+    if ((key_exists || cert_exists) && !lone_key) {
       Status problem;
       if (!key_exists || !cert_exists) {
         problem = FailedPrecondition((key_exists ? cert_path : key_path).string() + " is missing");
@@ -327,8 +362,9 @@ Status IssueLeafSet(Runner& r, const std::filesystem::path& ca_dir) {
                                           problem.message() + " (remove it or use --overwrite to regenerate it)");
       }
     }
-    r.Say("[certs] Generating \"" + std::string(leaf.file_base) + "\" certificate and key");
-    KH_ASSIGN_OR_RETURN(KeyAndCert kc, r.IssueWithNewKey(*it, spec, r.LeafValidity(), leaf.name));
+    r.Say("[certs] Generating \"" + std::string(leaf.file_base) + "\" certificate and key" +
+          (lone_key ? " (certificate for the key left on disk by an interrupted run)" : ""));
+    KH_ASSIGN_OR_RETURN(KeyAndCert kc, r.IssueWithNewKey(*it, spec, r.LeafValidity(), leaf.name, std::move(lone_key)));
     KH_RETURN_IF_ERROR(r.WriteKeyAndCert(leaf.file_base, kc));
     if (leaf.sans == SanRule::kApiServer || leaf.sans == SanRule::kEtcdServer || leaf.sans == SanRule::kEtcdPeer) {
       r.Say("[certs] " + std::string(leaf.file_base) + " serving cert is signed for DNS names " +

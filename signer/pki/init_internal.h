@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -47,10 +48,10 @@ struct Runner {
   Validity CaValidity() const;
   // Loads <cert_dir>/<ca>.crt and the store key, checking they pair up.
   Result<LoadedCa> LoadCa(const CaProfile& ca, const std::filesystem::path& cert_dir);
-  // A fresh software key of config.encryption_algorithm and its certificate, as PEM. The
-  // certificate is recorded (options.record, as `profile`) before this returns.
+  // A fresh software key of config.encryption_algorithm (or `existing_key`) and its certificate,
+  // as PEM. The certificate is recorded (options.record, as `profile`) before this returns.
   Result<KeyAndCert> IssueWithNewKey(const LoadedCa& ca, const CertSpec& spec, const Validity& validity,
-                                     std::string_view profile);
+                                     std::string_view profile, std::optional<SigningKey> existing_key = std::nullopt);
   // Writes <base>.key (0600) then <base>.crt (0644); removes the new key if the cert write fails.
   Status WriteKeyAndCert(std::string_view base, const KeyAndCert& kc);
 };
