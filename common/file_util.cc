@@ -68,10 +68,19 @@ Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data,
   }
   const std::filesystem::path tmp = dir / ("." + path.filename().string() + ".tmp-" + RandomSuffix());
 
-  FdCloser fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777));
-  if (fd.get() < 0) return SysError("cannot create", tmp, errno);
+  // Where the file system supports it, the data goes into an unnamed O_TMPFILE that only gets the
+  // temporary name (linkat) once complete and fsynced, right before the rename: a process killed
+  // while writing (SIGKILL, OOM) leaves nothing behind, not even a hidden temporary file.
+  int raw_fd = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, mode & 07777);
+  const bool unnamed = raw_fd >= 0;
+  if (!unnamed) {
+    raw_fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
+    if (raw_fd < 0) return SysError("cannot create", tmp, errno);
+  }
+  FdCloser fd(raw_fd);
+  bool named = !unnamed;
   auto fail = [&](const std::string& what, int err) {
-    ::unlink(tmp.c_str());
+    if (named) ::unlink(tmp.c_str());
     return SysError(what, path, err);
   };
   if (::fchmod(fd.get(), mode & 07777) != 0) return fail("cannot chmod", errno);
@@ -85,6 +94,13 @@ Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data,
     off += static_cast<std::size_t>(n);
   }
   if (::fsync(fd.get()) != 0) return fail("cannot fsync", errno);
+  if (unnamed) {
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
+    if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      return fail("cannot link", errno);
+    }
+    named = true;
+  }
   if (::close(fd.Release()) != 0) return fail("cannot close", errno);
   if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("cannot rename into place", errno);
   FdCloser dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
