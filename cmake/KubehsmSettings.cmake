@@ -25,3 +25,17 @@ function(kubehsm_library name)
   target_link_libraries(kubehsm_${name} PRIVATE kubehsm::settings)
   target_include_directories(kubehsm_${name} PUBLIC ${PROJECT_SOURCE_DIR})
 endfunction()
+
+# libFuzzer build (fuzz/, `fuzz/run`): clang only. Every kubehsm library is instrumented for
+# coverage and built with ASan+UBSan; the fuzz targets add the libFuzzer driver at link time.
+if(KUBEHSM_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "KUBEHSM_FUZZ needs clang++ (libFuzzer); configure a separate build dir with "
+                        "-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ (fuzz/run does this)")
+  endif()
+  set(_kubehsm_fuzz_san -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+                        -fno-omit-frame-pointer)
+  # -Wno-unknown-warning-option: the GCC-only -Wno-maybe-uninitialized above.
+  target_compile_options(kubehsm_settings INTERFACE ${_kubehsm_fuzz_san} -Wno-unknown-warning-option)
+  target_link_options(kubehsm_settings INTERFACE -fsanitize=address,undefined)
+endif()
