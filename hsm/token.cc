@@ -447,8 +447,11 @@ Result<std::string> Token::PublicKeyDer(const KeyInfo& key) {
   const CK_OBJECT_HANDLE h = key.public_handle != CK_INVALID_HANDLE ? key.public_handle : key.private_handle;
   OsslParamBldPtr bld(OSSL_PARAM_BLD_new());
   if (!bld) return OpenSslError("OSSL_PARAM_BLD_new");
+  // The builder keeps pointers to these until OSSL_PARAM_BLD_to_param copies them: they must live
+  // at function scope.
   BigNumPtr n, e;
   std::string point;
+  std::string group;
   const char* alg = "RSA";
   if (IsRsa(key.type)) {
     KH_ASSIGN_OR_RETURN(std::string mod, GetAttribute(h, CKA_MODULUS));
@@ -466,7 +469,7 @@ Result<std::string> Token::PublicKeyDer(const KeyInfo& key) {
     alg = "EC";
     KH_ASSIGN_OR_RETURN(std::string raw, GetAttribute(key.public_handle, CKA_EC_POINT));
     point = UnwrapEcPoint(raw);
-    const std::string group(EcGroupName(key.type));
+    group = std::string(EcGroupName(key.type));
     if (OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, group.c_str(), 0) != 1 ||
         OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) != 1) {
       return OpenSslError("building the EC public key of '" + key.label + "'");
