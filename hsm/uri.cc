@@ -152,7 +152,14 @@ std::string Pkcs11Uri::ToString() const {
     if (!out.empty()) out.push_back(sep);
     out += name;
     out += '=';
-    out += PercentEncode(*v, all);
+    // '&' is a path character but the query separator (RFC 7512 §2.3 pk11-pchar vs pk11-qchar).
+    for (char c : PercentEncode(*v, all)) {
+      if (sep == '&' && c == '&') {
+        out += "%26";
+      } else {
+        out.push_back(c);
+      }
+    }
   };
   add(path, ';', "library-manufacturer", library_manufacturer);
   add(path, ';', "library-description", library_description);

@@ -37,6 +37,19 @@ TEST(Pkcs11UriTest, RoundTripsThroughToString) {
   EXPECT_EQ(u.ToString(), "pkcs11:token=a%3bb%20c;object=etcd-ca;id=%00%10;type=private");
 }
 
+// Found by fuzz/pkcs11_uri_fuzzer: '&' was written unescaped into query values, where it splits
+// the attribute ("module-path=/opt/a&b" re-parsed as "module-path=/opt/a" and an attribute "b").
+TEST(Pkcs11UriTest, RoundTripsAmpersandInQueryValue) {
+  auto u = Pkcs11Uri::Parse("pkcs11:object=a%26b?module-path=/opt/a%26b&pin-source=file:/run/p%26q");
+  ASSERT_TRUE(u.ok()) << u.status().message();
+  EXPECT_EQ(u->ToString(), "pkcs11:object=a&b?module-path=%2fopt%2fa%26b&pin-source=file:%2frun%2fp%26q");
+  auto back = Pkcs11Uri::Parse(u->ToString());
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->object, "a&b");
+  EXPECT_EQ(back->module_path, "/opt/a&b");
+  EXPECT_EQ(back->pin_source, "file:/run/p&q");
+}
+
 TEST(Pkcs11UriTest, EmptyUriSelectsNothing) {
   auto u = Pkcs11Uri::Parse("pkcs11:");
   ASSERT_TRUE(u.ok());
