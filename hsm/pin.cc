@@ -107,7 +107,8 @@ Result<PinSource> PinSource::Parse(std::string_view text) {
     s.where = std::string(text.substr(3));
     int fd = -1;
     auto [p, ec] = std::from_chars(s.where.data(), s.where.data() + s.where.size(), fd);
-    if (ec != std::errc() || p != s.where.data() + s.where.size() || fd < 0) {
+    // Digits only: from_chars alone would also take a sign ("fd:-0").
+    if (ec != std::errc() || p != s.where.data() + s.where.size() || fd < 0 || s.where[0] < '0' || s.where[0] > '9') {
       return InvalidArgument("pin source fd: needs a file descriptor number (fd:N)");
     }
     return s;

@@ -29,6 +29,13 @@ TEST(PinSourceTest, RejectsMalformedSources) {
   EXPECT_EQ(s.status().message().find("123456"), std::string::npos);
 }
 
+// Found by fuzz/pin_source_fuzzer: "fd:-0" was accepted (from_chars takes the sign) as fd 0.
+TEST(PinSourceTest, RejectsSignedFileDescriptor) {
+  EXPECT_EQ(PinSource::Parse("fd:-0").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(PinSource::Parse("fd:-3").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(PinSource::Parse("fd:0").ok());
+}
+
 TEST(ReadPinTest, ReadsFromEnvironment) {
   ::setenv("KUBEHSM_TEST_PIN", "env-pin\n", 1);
   auto pin = ReadPin(*PinSource::Parse("env:KUBEHSM_TEST_PIN"));
