@@ -213,7 +213,10 @@ Result<std::string> NormalizeClaimsDocument(std::string_view text, int64_t now, 
   const auto nbf = internal::AsNumericDate(claims["nbf"]);
   if (!exp || !iat || !nbf) return InvalidArgument("claims: exp, iat and nbf must fit in 64 bits");
   if (*exp <= *iat || *exp <= *nbf) return InvalidArgument("claims: \"exp\" must be after \"iat\" and \"nbf\"");
-  if (*exp - *iat > kMaxExpirationSeconds) return InvalidArgument("claims: lifetime (exp - iat) must be less than 2^32 seconds");
+  // exp > iat here, so the difference is exact in uint64 (in int64 it can overflow).
+  if (static_cast<uint64_t>(*exp) - static_cast<uint64_t>(*iat) > static_cast<uint64_t>(kMaxExpirationSeconds)) {
+    return InvalidArgument("claims: lifetime (exp - iat) must be less than 2^32 seconds");
+  }
 
   if (claims.contains("jti")) {
     if (!claims["jti"].is_string() || claims["jti"].get<std::string>().empty()) {
@@ -245,7 +248,13 @@ Result<std::string> NormalizeClaimsDocument(std::string_view text, int64_t now, 
   if (k8s.contains("warnafter") && !k8s["warnafter"].is_number_integer()) {
     return InvalidArgument("claims: kubernetes.io.warnafter must be an integer");
   }
-  return internal::DumpCompact(claims);
+  KH_ASSIGN_OR_RETURN(std::string normalized, internal::DumpCompact(claims));
+  // Defaults and re-serialization can grow a document that was just within the limit.
+  if (normalized.size() > kMaxClaimsBytes) {
+    return InvalidArgument("claims document is " + std::to_string(normalized.size()) + " bytes once normalized, larger than the " +
+                           std::to_string(kMaxClaimsBytes) + "-byte limit");
+  }
+  return normalized;
 }
 
 }  // namespace kubehsm::jwt

@@ -120,6 +120,28 @@ TEST(ClaimsTest, NormalizeClaimsDocumentFailsWhenOversized) {
   EXPECT_NE(c.status().message().find("larger than the 65536-byte limit"), std::string::npos) << c.status().message();
 }
 
+// Found by fuzz/claims_fuzzer's size invariant: a document just within the limit grew past it
+// once iat, nbf and jti were added.
+TEST(ClaimsTest, NormalizeClaimsDocumentFailsWhenNormalizedFormIsOversized) {
+  std::string doc = kDoc;
+  doc.insert(doc.size() - 1, ",\"pad\":\"\"");
+  doc.insert(doc.size() - 2, std::string(kMaxClaimsBytes - doc.size(), 'x'));
+  ASSERT_EQ(doc.size(), kMaxClaimsBytes);
+  auto c = NormalizeClaimsDocument(doc, kNow, kJti);
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(c.status().message().find("once normalized, larger than the 65536-byte limit"), std::string::npos)
+      << c.status().message();
+}
+
+// Found by fuzz/claims_fuzzer (UBSan): exp - iat overflowed int64 for far-apart times.
+TEST(ClaimsTest, NormalizeClaimsDocumentFailsWithExtremeLifetimeWithoutOverflow) {
+  std::string doc = kDoc;
+  doc.replace(doc.find("1767229200"), 10, "9223372036854775807,\"iat\":-9223372036854775807");
+  auto c = NormalizeClaimsDocument(doc, kNow, kJti);
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(c.status().message().find("lifetime (exp - iat)"), std::string::npos) << c.status().message();
+}
+
 TEST(ClaimsTest, NormalizeClaimsDocumentFailsWithMalformedJson) {
   auto c = NormalizeClaimsDocument(R"({"iss":"a",})", kNow, kJti);
   EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
