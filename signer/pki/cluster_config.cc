@@ -128,6 +128,7 @@ Status CheckCidr(std::string_view cidr, std::string_view field, bool* is_v4, int
   int v = 0;
   bool ok = !bits.empty() && bits.size() <= 3 && !(bits.size() > 1 && bits[0] == '0');
   for (char c : bits) {
+    if (!ok) break;  // a long digit string would overflow v
     if (c < '0' || c > '9') ok = false;
     else v = v * 10 + (c - '0');
   }

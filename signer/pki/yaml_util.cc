@@ -2,10 +2,44 @@
 
 #include <exception>
 #include <regex>
+#include <sstream>
 #include <string>
+
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 
 namespace kubehsm::signer::pki::yaml_internal {
 namespace {
+
+// yaml-cpp 0.7's LoadAll never returns for some invalid input (e.g. a lone ","): the parser
+// reports an empty document without consuming the offending token, again and again, allocating a
+// node each time until memory runs out (jbeder/yaml-cpp#1040, fixed upstream by #1319 after
+// 0.8.0; found by fuzz/kubeadm_config_fuzzer). This event handler sees whether a document starts
+// where the previous one started, i.e. the parser made no progress.
+class ProgressCheck final : public YAML::EventHandler {
+ public:
+  bool stuck() const { return stuck_; }
+  const YAML::Mark& mark() const { return last_; }
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    stuck_ = started_ && mark.pos == last_.pos;
+    started_ = true;
+    last_ = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+ private:
+  bool started_ = false;
+  bool stuck_ = false;
+  YAML::Mark last_ = YAML::Mark::null_mark();
+};
 
 // Walks a loaded document to enforce the depth and node-count limits. Aliases make the node graph
 // a DAG (or even a cycle: yaml-cpp registers `&a [*a]` before the sequence ends), so the walk is
@@ -209,6 +243,16 @@ Result<std::vector<YAML::Node>> LoadYamlDocuments(std::string_view text, std::st
   }
   std::vector<YAML::Node> docs;
   try {
+    // First pass over the events only: refuse input on which LoadAll would loop (see ProgressCheck).
+    std::istringstream in{std::string(text)};
+    YAML::Parser parser(in);
+    ProgressCheck progress;
+    while (parser.HandleNextDocument(progress)) {
+      if (progress.stuck()) {
+        return InvalidArgument(std::string(what) + ": invalid YAML: line " + std::to_string(progress.mark().line + 1) +
+                               ", column " + std::to_string(progress.mark().column + 1) + ": unexpected character");
+      }
+    }
     docs = YAML::LoadAll(std::string(text));
   } catch (const YAML::DeepRecursion& e) {
     return InvalidArgument(std::string(what) + ": nesting deeper than " + std::to_string(kMaxYamlDepth) +

@@ -590,6 +590,11 @@ TEST(ConfigTest, ParseFailsOnBadServiceSubnet) {
                 {"ClusterConfiguration.networking.serviceSubnet", "dual-stack"});
 }
 
+// Found by fuzz/kubeadm_config_fuzzer (UBSan): a long prefix length overflowed int while parsed.
+TEST(ConfigTest, ParseFailsOnOverlongPrefixLengthWithoutOverflow) {
+  ExpectInvalid(kCluster4 + "networking:\n  serviceSubnet: 10.96.0.0/16038487609\n", {"invalid prefix length"});
+}
+
 TEST(ConfigTest, ParseFailsOnTooLargeServiceSubnet) {
   ExpectInvalid(kCluster4 + "networking:\n  serviceSubnet: 10.0.0.0/8\n", {"ClusterConfiguration.networking.serviceSubnet", ">= 12"});
 }
@@ -682,6 +687,13 @@ TEST(ConfigTest, ParseFailsOnAliasBomb) {
 }
 
 TEST(ConfigTest, ParseFailsOnCyclicAlias) { ExpectInvalid("&a [*a]\n", {"kubeadm config"}); }
+
+// Found by fuzz/kubeadm_config_fuzzer: yaml-cpp 0.7's LoadAll loops forever, allocating, on a
+// stray flow indicator at the start of a document (jbeder/yaml-cpp#1040).
+TEST(ConfigTest, ParseFailsOnStrayFlowEntryInsteadOfLooping) {
+  ExpectInvalid(",", {"invalid YAML", "line 1, column 1"});
+  ExpectInvalid(kCluster4 + "---\n,\n", {"invalid YAML", "unexpected character"});
+}
 
 TEST(ConfigTest, ParseNeverCrashesOnMutatedInput) {
   std::mt19937 rng(12345);
