@@ -231,6 +231,29 @@ std::string CheckNodeSubject(const ParsedCsr& csr, const std::string& profile, s
   return node;
 }
 
+// Rejects what std::regex cannot compile safely: overlong patterns, and bounded repetitions whose
+// counts overflow inside libstdc++'s regex compiler (signed overflow found by fuzz/csr_fuzzer with
+// "{7777777777777777777}").
+std::optional<std::string> UnsafePatternReason(const std::string& pattern) {
+  if (pattern.size() > 512) return "longer than 512 characters";
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] == '\\') {
+      ++i;
+      continue;
+    }
+    if (pattern[i] != '{') continue;
+    std::size_t digits = 0;
+    for (std::size_t j = i + 1; j < pattern.size() && pattern[j] != '}'; ++j) {
+      if (pattern[j] >= '0' && pattern[j] <= '9') {
+        if (++digits > 4) return "a repetition count above 9999";
+      } else {
+        digits = 0;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 Result<std::vector<NamePattern>> ParsePatterns(const YAML::Node& node, const std::string& path) {
   std::vector<NamePattern> out;
   if (!node) return out;
@@ -238,6 +261,9 @@ Result<std::vector<NamePattern>> ParsePatterns(const YAML::Node& node, const std
   for (std::size_t i = 0; i < node.size(); ++i) {
     const std::string where = path + "[" + std::to_string(i) + "]";
     if (!node[i].IsScalar()) return InvalidArgument(where + ": must be a string");
+    if (auto why = UnsafePatternReason(node[i].Scalar())) {
+      return InvalidArgument(where + ": regular expression " + Quote(node[i].Scalar()) + " has " + *why);
+    }
     try {
       out.push_back({node[i].Scalar(), std::regex(node[i].Scalar(), std::regex::ECMAScript)});
     } catch (const std::regex_error& e) {

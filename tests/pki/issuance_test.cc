@@ -139,6 +139,10 @@ INSTANTIATE_TEST_SUITE_P(
         PolicyCase{"BadRegex",
                    "- {name: p, ca: ca, subject: {commonName: '(['}, extKeyUsages: [clientAuth], maxValidity: 1h}",
                    "profiles[0] (p).subject.commonName[0]: invalid regular expression"},
+        PolicyCase{"RegexRepetitionOverflow",
+                   "- {name: p, ca: ca, subject: {commonName: 'a{7777777777777777777}'}, extKeyUsages: [clientAuth], "
+                   "maxValidity: 1h}",
+                   "has a repetition count above 9999"},
         PolicyCase{"BadCidr",
                    "- {name: p, ca: ca, subject: {commonName: x}, sans: {ip: [10.0.0.0/33]}, extKeyUsages: "
                    "[clientAuth], maxValidity: 1h}",
