@@ -40,6 +40,22 @@ TempDir::~TempDir() {
   fs::remove_all(path_, ec);
 }
 
+SpawnArgs::SpawnArgs(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env)
+    : argv_(argv) {
+  std::map<std::string, std::string> merged;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (const auto& [k, v] : env) merged[k] = v;
+  for (const auto& [k, v] : merged) env_.push_back(k + "=" + v);
+  for (auto& a : argv_) argv_ptrs_.push_back(a.data());
+  argv_ptrs_.push_back(nullptr);
+  for (auto& e : env_) env_ptrs_.push_back(e.data());
+  env_ptrs_.push_back(nullptr);
+}
+
 ProcessResult RunProcess(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
                          const std::string& stdin_data) {
   ProcessResult result;
@@ -54,24 +70,10 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const std::map<st
   posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
 
-  std::map<std::string, std::string> merged;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string kv(*e);
-    auto eq = kv.find('=');
-    if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  for (const auto& [k, v] : env) merged[k] = v;
-  std::vector<std::string> env_strings;
-  for (const auto& [k, v] : merged) env_strings.push_back(k + "=" + v);
-  std::vector<char*> envp, args;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_copy = argv;
-  for (auto& s : argv_copy) args.push_back(s.data());
-  args.push_back(nullptr);
+  SpawnArgs spawn(argv, env);
 
   pid_t pid = 0;
-  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), envp.data());
+  int rc = posix_spawnp(&pid, spawn.argv()[0], &fa, nullptr, spawn.argv(), spawn.envp());
   posix_spawn_file_actions_destroy(&fa);
   ::close(in_pipe[0]);
   ::close(out_pipe[1]);

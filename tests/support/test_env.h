@@ -28,6 +28,21 @@ class TempDir final {
   std::filesystem::path path_;
 };
 
+// argv and envp arrays for posix_spawn, owning their strings: `argv` as given, and the current
+// environment with `env` added (an entry in `env` replaces the inherited one of the same name).
+class SpawnArgs final {
+ public:
+  SpawnArgs(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env);
+  SpawnArgs(const SpawnArgs&) = delete;  // the pointer arrays point into this object
+  SpawnArgs& operator=(const SpawnArgs&) = delete;
+  char* const* argv() { return argv_ptrs_.data(); }
+  char* const* envp() { return env_ptrs_.data(); }
+
+ private:
+  std::vector<std::string> argv_, env_;
+  std::vector<char*> argv_ptrs_, env_ptrs_;
+};
+
 struct ProcessResult {
   int exit_code = -1;  // 128+signal when killed by a signal
   std::string out;
