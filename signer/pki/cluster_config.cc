@@ -742,7 +742,8 @@ Result<ClusterConfig> DefaultClusterConfig() { return ParseKubeadmConfig("", Sys
 Result<ClusterConfig> ParseKubeadmConfig(std::string_view yaml) { return ParseKubeadmConfig(yaml, SystemHostDefaults()); }
 
 Result<ClusterConfig> ParseKubeadmConfig(std::string_view yaml, const HostDefaults& host) {
-  KH_ASSIGN_OR_RETURN(std::vector<YAML::Node> docs, yaml_internal::LoadYamlDocuments(yaml, "kubeadm config"));
+  KH_ASSIGN_OR_RETURN(std::vector<YAML::Node> docs, yaml_internal::LoadYamlDocuments(yaml, "kubeadm config",
+                                                                                     yaml_internal::DuplicateKeys::kCallerChecks));
   ClusterConfig config;
   std::optional<bool> public_keys_ecdsa;
   try {

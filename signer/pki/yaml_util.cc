@@ -4,6 +4,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <unordered_set>
 
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/parser.h>
@@ -44,7 +45,8 @@ class ProgressCheck final : public YAML::EventHandler {
 // Walks a loaded document to enforce the depth and node-count limits. Aliases make the node graph
 // a DAG (or even a cycle: yaml-cpp registers `&a [*a]` before the sequence ends), so the walk is
 // bounded by the budget rather than by the text size.
-Status CheckShape(const YAML::Node& node, int depth, std::size_t& budget, std::string_view what) {
+Status CheckShape(const YAML::Node& node, int depth, std::size_t& budget, std::string_view what,
+                  DuplicateKeys duplicates) {
   if (depth > kMaxYamlDepth) {
     std::string pos = NodePosition(node);
     return InvalidArgument(std::string(what) + ": nesting deeper than " + std::to_string(kMaxYamlDepth) + " levels" +
@@ -56,11 +58,25 @@ Status CheckShape(const YAML::Node& node, int depth, std::size_t& budget, std::s
   }
   --budget;
   if (node.IsSequence()) {
-    for (const auto& child : node) KH_RETURN_IF_ERROR(CheckShape(child, depth + 1, budget, what));
+    for (const auto& child : node) KH_RETURN_IF_ERROR(CheckShape(child, depth + 1, budget, what, duplicates));
   } else if (node.IsMap()) {
+    std::unordered_set<std::string> keys;
     for (const auto& kv : node) {
-      KH_RETURN_IF_ERROR(CheckShape(kv.first, depth + 1, budget, what));
-      KH_RETURN_IF_ERROR(CheckShape(kv.second, depth + 1, budget, what));
+      // Kubernetes reads YAML as JSON, whose keys are strings; a null or collection key has no
+      // meaning there and cannot be written back.
+      if (!kv.first.IsScalar()) {
+        std::string pos = NodePosition(kv.first);
+        return InvalidArgument(std::string(what) + ": a mapping key " + (pos.empty() ? "" : "at " + pos + " ") +
+                               "is " + (kv.first.IsNull() ? "empty (null)" : "not a string"));
+      }
+      if (duplicates == DuplicateKeys::kRefuse && !keys.insert(kv.first.Scalar()).second) {
+        std::string pos = NodePosition(kv.first);
+        return InvalidArgument(std::string(what) + ": duplicate key \"" + kv.first.Scalar() + "\"" +
+                               (pos.empty() ? "" : " at " + pos) +
+                               " (YAML readers disagree on which value counts; keep one)");
+      }
+      KH_RETURN_IF_ERROR(CheckShape(kv.first, depth + 1, budget, what, duplicates));
+      KH_RETURN_IF_ERROR(CheckShape(kv.second, depth + 1, budget, what, duplicates));
     }
   }
   return OkStatus();
@@ -236,7 +252,8 @@ std::string NodePosition(const YAML::Node& node) {
   return "line " + std::to_string(mark.line + 1) + ", column " + std::to_string(mark.column + 1);
 }
 
-Result<std::vector<YAML::Node>> LoadYamlDocuments(std::string_view text, std::string_view what) {
+Result<std::vector<YAML::Node>> LoadYamlDocuments(std::string_view text, std::string_view what,
+                                                  DuplicateKeys duplicates) {
   if (text.size() > kMaxYamlBytes) {
     return InvalidArgument(std::string(what) + ": " + std::to_string(text.size()) + " bytes exceeds the limit of " +
                            std::to_string(kMaxYamlBytes) + " bytes");
@@ -266,7 +283,7 @@ Result<std::vector<YAML::Node>> LoadYamlDocuments(std::string_view text, std::st
     return InvalidArgument(std::string(what) + ": invalid YAML: " + e.what());
   }
   std::size_t budget = kMaxYamlNodes;
-  for (const auto& doc : docs) KH_RETURN_IF_ERROR(CheckShape(doc, 0, budget, what));
+  for (const auto& doc : docs) KH_RETURN_IF_ERROR(CheckShape(doc, 0, budget, what, duplicates));
   return docs;
 }
 

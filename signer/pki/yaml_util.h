@@ -20,11 +20,21 @@ inline constexpr int kMaxYamlDepth = 64;
 // Upper bound on nodes visited per load; aliases can make a small file a huge (or cyclic) graph.
 inline constexpr std::size_t kMaxYamlNodes = 200000;
 
+// Whether LoadYamlDocuments refuses a mapping that repeats a key. yaml-cpp keeps both entries and
+// lookups see the first, while Go's YAML readers (kubectl, client-go) keep the last: accepting
+// such a file would mean kubehsm and the cluster read different values from it.
+enum class DuplicateKeys {
+  kRefuse,
+  kCallerChecks,  // the caller's schema walk refuses them with its own, path-qualified message
+};
+
 // Parses `text` (one or more documents) into yaml-cpp nodes. Never throws: yaml-cpp exceptions
 // become kInvalidArgument "<what>: line L, column C: <reason>". Fails when `text` exceeds
-// kMaxYamlBytes, a document nests deeper than kMaxYamlDepth, or (through aliases) expands to more
-// than kMaxYamlNodes nodes. `what` names the input in messages (e.g. "kubeadm config").
-Result<std::vector<YAML::Node>> LoadYamlDocuments(std::string_view text, std::string_view what);
+// kMaxYamlBytes, a document nests deeper than kMaxYamlDepth, (through aliases) expands to more
+// than kMaxYamlNodes nodes, a mapping key is not a scalar (null, sequence, map), or (kRefuse) a
+// mapping repeats a key. `what` names the input in messages (e.g. "kubeadm config").
+Result<std::vector<YAML::Node>> LoadYamlDocuments(std::string_view text, std::string_view what,
+                                                  DuplicateKeys duplicates = DuplicateKeys::kRefuse);
 
 // Renders a string the way go-yaml v2 does: plain when a plain scalar would read back as the same
 // string, double-quoted when it would resolve to another type (null, bool, number) or holds

@@ -634,6 +634,9 @@ TEST(ConfigTest, ParseFailsOnWrongYamlType) {
 
 TEST(ConfigTest, ParseFailsOnDuplicateKey) {
   ExpectInvalid(kCluster4 + "clusterName: a\nclusterName: b\n", {"duplicate field \"ClusterConfiguration.clusterName\""});
+  ExpectInvalid(kCluster4 + "kind: InitConfiguration\n", {"duplicate"});
+  ExpectInvalid(kCluster4 + "networking:\n  serviceSubnet: 10.96.0.0/12\n  serviceSubnet: 10.0.0.0/8\n",
+                {"duplicate field \"ClusterConfiguration.networking.serviceSubnet\""});
 }
 
 TEST(ConfigTest, ParseFailsOnUnknownKind) {

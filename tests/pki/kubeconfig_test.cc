@@ -196,6 +196,33 @@ TEST(KubeconfigTest, ReadFailsOnInvalidYaml) {
   ExpectReadFails("just a string\n", "not a mapping");
 }
 
+// A repeated key is read differently by yaml-cpp (first wins) and by client-go (last wins, see
+// KubectlTakesTheLastOfDuplicatedKeys), so both reading and updating refuse it.
+TEST(KubeconfigTest, ReadAndUpdateRefuseDuplicatedKeys) {
+  const std::string cluster_twice =
+      Replace(AdminConf(), "contexts:\n", "clusters:\n- cluster:\n    server: https://evil:6443\n  name: kubernetes\ncontexts:\n");
+  const std::string server_twice =
+      Replace(AdminConf(), "    server: https://10.0.0.10:6443\n", "    server: https://10.0.0.10:6443\n    server: https://evil:6443\n");
+  for (const std::string& text : {cluster_twice, server_twice}) {
+    ExpectReadFails(text, "duplicate key");
+    auto r = UpdateKubeconfigCredentials(text, kNewCertPem, std::string_view(kKeyPem), std::string_view(kCaPem));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("duplicate key"), std::string::npos) << r.status().message();
+  }
+  ExpectReadFails(server_twice, "duplicate key \"server\" at line 6");
+}
+
+// Found by fuzz/kubeconfig_fuzzer: `{a, : b}` has a null key, which reading ignored and writing
+// back could not express. Non-string keys are refused on reading.
+TEST(KubeconfigTest, ReadAndUpdateRefuseNonStringKeys) {
+  for (const std::string& key : {std::string(": x"), std::string("? [a, b]\n  : x"), std::string("? {a: b}\n  : x")}) {
+    const std::string text = Replace(AdminConf(), "  name: kubernetes\n", "  name: kubernetes\n  " + key + "\n");
+    ExpectReadFails(text, "mapping key at line");
+    EXPECT_FALSE(UpdateKubeconfigCredentials(text, kNewCertPem).ok());
+  }
+}
+
 TEST(KubeconfigTest, UpdateOfRenderedFileEqualsRenderOfNewValues) {
   auto updated = UpdateKubeconfigCredentials(AdminConf(), kNewCertPem, std::string_view(kKeyPem), std::nullopt);
   ASSERT_TRUE(updated.ok()) << updated.status().message();
@@ -316,6 +343,16 @@ TEST(KubeconfigTest, KubectlAcceptsUpdatedFile) {
   EXPECT_EQ(KubectlField(file, "{.users[0].user.client-certificate-data}"), kNewCertB64);
   EXPECT_EQ(KubectlField(file, "{.users[0].user.client-key-data}"), kKeyB64);
   EXPECT_EQ(KubectlField(file, "{.clusters[0].cluster.certificate-authority-data}"), kCaB64);
+}
+
+TEST(KubeconfigTest, KubectlTakesTheLastOfDuplicatedKeys) {
+  if (!HaveKubectl()) GTEST_SKIP() << "kubectl not installed";
+  testing::TempDir dir;
+  const auto file = dir.path() / "dup.conf";
+  testing::WriteTestFile(file, Replace(AdminConf(), "    server: https://10.0.0.10:6443\n",
+                                       "    server: https://10.0.0.10:6443\n    server: https://evil:6443\n"));
+  // The ambiguity ReadAndUpdateRefuseDuplicatedKeys guards against: yaml-cpp would see the first.
+  EXPECT_EQ(KubectlField(file, "{.clusters[0].cluster.server}"), "https://evil:6443");
 }
 
 TEST(KubeconfigTest, KubectlRejectsCorruptedDataLikeWeDo) {
