@@ -1,9 +1,12 @@
 #include "hsm/provider_bridge.h"
 
+#include <mutex>
+
 #include <openssl/conf.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/provider.h>
+#include <openssl/ui.h>
 
 #include "common/openssl_error.h"
 
@@ -12,6 +15,23 @@ namespace {
 
 // A UI reader that refuses every prompt: the provider must never ask the terminal for a PIN.
 int RefusePrompt(UI*, UI_STRING*) { return 0; }
+
+// pkcs11-provider 1.0 has its own PIN prompt: when a key operation finds the token logged out and
+// no PIN is configured (kubehsm never gives it one) it asks OpenSSL's *default* UI method, which
+// reads the controlling terminal; a signing thread of `kubehsm serve` started from a shell would
+// block there. The UI method passed to OSSL_STORE_open_ex does not reach that path, so the process
+// default is replaced once, before the first provider exists, by one that refuses every prompt.
+// kubehsm itself never uses OpenSSL's UI (its own prompt is in hsm/pin.cc). The method lives for
+// the whole process because the default keeps pointing at it.
+void RefuseOpenSslPromptsProcessWide() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    UI_METHOD* method = UI_create_method("kubehsm: no PIN prompts (process default)");
+    if (method != nullptr && UI_method_set_reader(method, RefusePrompt) == 0) {
+      UI_set_default_method(method);
+    }
+  });
+}
 
 bool SafeForConfig(const std::string& s) {
   for (char c : s) {
@@ -26,6 +46,7 @@ Result<std::unique_ptr<ProviderBridge>> ProviderBridge::Create(const std::string
   if (!SafeForConfig(module_path)) {
     return InvalidArgument("module path contains characters not allowed in an OpenSSL config value: " + module_path);
   }
+  RefuseOpenSslPromptsProcessWide();
   const char* modules_dir = OPENSSL_info(OPENSSL_INFO_MODULES_DIR);
   const std::string provider_so = std::string(modules_dir != nullptr ? modules_dir : "") + "/pkcs11.so";
   OsslLibCtxPtr ctx(OSSL_LIB_CTX_new());

@@ -1,16 +1,21 @@
 // The fault-injecting PKCS#11 shim (fault_pkcs11.cc) in front of a fresh SoftHSM token: through the
 // kubehsm binary (`--module <shim>`), and in-process through the hsm layer.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include <gtest/gtest.h>
 #include <openssl/ecdsa.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ui.h>
 #include <openssl/x509.h>
 
 #include "common/ssl_ptr.h"
@@ -347,6 +352,63 @@ TEST_F(FaultHsmTest, LogoutDirectiveLogsOutOnceThenIsForgotten) {
   EXPECT_TRUE(hsm_->token().CheckHealth().ok());
   EXPECT_TRUE(hsm_->token().CheckHealth().ok());
   f->C_CloseSession(s2);
+}
+
+// Runs `fn` with the process's stdin from /dev/null and its stderr captured; returns the capture.
+template <typename Fn>
+std::string WithCapturedStderr(const std::filesystem::path& file, Fn fn) {
+  fflush(stderr);
+  const int saved_err = ::dup(2);
+  const int saved_in = ::dup(0);
+  const int out = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const int null_in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  EXPECT_TRUE(saved_err >= 0 && saved_in >= 0 && out >= 0 && null_in >= 0);
+  ::dup2(out, 2);
+  ::dup2(null_in, 0);
+  fn();
+  fflush(stderr);
+  ::dup2(saved_err, 2);
+  ::dup2(saved_in, 0);
+  for (int fd : {saved_err, saved_in, out, null_in}) ::close(fd);
+  return ReadTestFile(file);
+}
+
+// pkcs11-provider 1.0 falls back to its own PIN prompt (OpenSSL's default UI, i.e. the terminal)
+// when a key operation finds the token logged out; kubehsm serve would block a signing thread on
+// it. The provider must fail the operation instead, silently, so kubehsm can re-open the token.
+TEST_F(FaultHsmTest, ProviderNeverPromptsForAPinWhenTheTokenLostItsLogin) {
+  auto pkey = hsm_->LoadPrivateKey(key_);
+  ASSERT_TRUE(pkey.ok()) << pkey.status().message();
+  auto sign = [&](std::string_view msg) {
+    EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+    std::string sig(128, '\0');
+    size_t len = sig.size();
+    const bool ok = ctx &&
+                    EVP_DigestSignInit_ex(ctx.get(), nullptr, "SHA256", hsm_->bridge().libctx(), nullptr, pkey->get(),
+                                          nullptr) == 1 &&
+                    EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
+                                   reinterpret_cast<const unsigned char*>(msg.data()), msg.size()) == 1;
+    ERR_clear_error();
+    return ok;
+  };
+  ASSERT_TRUE(sign("before"));
+  control_.Set("logout=1\n");
+  EXPECT_EQ(hsm_->token().CheckHealth().code(), StatusCode::kUnauthenticated);
+  bool signed_after_logout = true;
+  const std::string err = WithCapturedStderr(dir_.path() / "stderr", [&] {
+    signed_after_logout = sign("after");
+    pkey->reset();  // freeing the key is the provider's other login path
+  });
+  EXPECT_FALSE(signed_after_logout) << "SoftHSM dropped the private key with the login";
+  EXPECT_EQ(err.find("PIN"), std::string::npos) << err;
+  // And OpenSSL's process default UI refuses any other prompt too.
+  UI* ui = UI_new();
+  ASSERT_NE(ui, nullptr);
+  char buf[64] = {};
+  ASSERT_GE(UI_add_input_string(ui, "PIN: ", 0, buf, 1, sizeof buf - 1), 0);
+  std::string prompted = WithCapturedStderr(dir_.path() / "stderr2", [&] { EXPECT_NE(UI_process(ui), 0); });
+  UI_free(ui);
+  EXPECT_EQ(prompted, "");
 }
 
 TEST_F(FaultHsmTest, WildcardFailsEverythingButTeardownStillWorks) {
