@@ -6,6 +6,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -484,6 +485,13 @@ Status Serve(const ServeOptions& options, BackendFactory factory, Logger& logger
   // The signing server: no listening port of its own; connections arrive from the Acceptor.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  // gRPC's sync server keeps at most MAX_POLLERS idle threads and starts a new one whenever a
+  // poller picks up a call; with the default (2) every burst of concurrent calls created and
+  // destroyed threads (about one clone per two calls at 16 clients, measured with strace). Keep
+  // enough threads for every token session plus as many callers waiting for one.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 2);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
+                              static_cast<int>(std::clamp<std::size_t>(2 * options.sessions, 4, 64)));
   builder.RegisterService(v1.get());
   builder.RegisterService(v1alpha1.get());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
