@@ -11,20 +11,18 @@ constexpr std::string_view kUrlChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 
 std::string_view Alphabet(Base64Alphabet a) { return a == Base64Alphabet::kUrl ? kUrlChars : kStandardChars; }
 
-// Maps a character to its 6-bit value, or -1 when it is not in the alphabet.
-int DecodeChar(char c, Base64Alphabet a) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (a == Base64Alphabet::kStandard) {
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-  } else {
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-  }
-  return -1;
+// 256-entry tables: a byte's 6-bit value, or -1 when it is not in the alphabet.
+using DecodeTable = std::array<int8_t, 256>;
+
+constexpr DecodeTable MakeTable(std::string_view chars) {
+  DecodeTable t{};
+  for (auto& v : t) v = -1;
+  for (std::size_t i = 0; i < chars.size(); ++i) t[static_cast<uint8_t>(chars[i])] = static_cast<int8_t>(i);
+  return t;
 }
+
+constexpr DecodeTable kStandardTable = MakeTable(kStandardChars);
+constexpr DecodeTable kUrlTable = MakeTable(kUrlChars);
 
 std::string Where(std::size_t pos) { return "base64: invalid input at offset " + std::to_string(pos); }
 
@@ -75,18 +73,35 @@ Result<std::string> Base64Decode(std::string_view text, Base64Options options) {
   // In the unpadded form a final group of one character cannot encode a whole byte.
   if (body % 4 == 1) return InvalidArgument("base64: impossible length " + std::to_string(text.size()));
 
-  std::string out;
-  out.reserve(body / 4 * 3 + 2);
+  const DecodeTable& table = options.alphabet == Base64Alphabet::kUrl ? kUrlTable : kStandardTable;
+  const auto value = [&](std::size_t i) { return table[static_cast<uint8_t>(text[i])]; };
+  std::string out(body / 4 * 3 + (body % 4 == 0 ? 0 : body % 4 - 1), '\0');
+  std::size_t o = 0;
+  std::size_t i = 0;
+  // Whole groups of four characters, three bytes each.
+  for (; i + 4 <= body; i += 4) {
+    const int a = value(i), b = value(i + 1), c = value(i + 2), d = value(i + 3);
+    if ((a | b | c | d) < 0) {
+      for (std::size_t k = i;; ++k) {
+        if (value(k) < 0) return InvalidArgument(Where(k));
+      }
+    }
+    const uint32_t v = (uint32_t(a) << 18) | (uint32_t(b) << 12) | (uint32_t(c) << 6) | uint32_t(d);
+    out[o++] = static_cast<char>(v >> 16);
+    out[o++] = static_cast<char>((v >> 8) & 0xFF);
+    out[o++] = static_cast<char>(v & 0xFF);
+  }
+  // The final 2 or 3 characters: 1 or 2 bytes and 4 or 2 leftover bits.
   uint32_t acc = 0;
   int bits = 0;
-  for (std::size_t i = 0; i < body; ++i) {
-    const int v = DecodeChar(text[i], options.alphabet);
+  for (; i < body; ++i) {
+    const int v = value(i);
     if (v < 0) return InvalidArgument(Where(i));
     acc = (acc << 6) | static_cast<uint32_t>(v);
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
+      out[o++] = static_cast<char>((acc >> bits) & 0xFF);
     }
   }
   // Leftover bits (2 or 4) must be zero in a canonical encoding (RFC 4648 §3.5).
