@@ -327,24 +327,13 @@ int CertsSignDir(Context& ctx, const Args& args) {
 }  // namespace
 
 int RunCerts(Context& ctx, const Args& args) {
-  static constexpr const char* kHelp =
-      "Usage: kubehsm certs COMMAND [options]\n\n"
-      "  issue             issue the per-node certificate set for another control-plane node\n"
-      "  check-expiration  show when each certificate expires (kubeadm's table, or -o json|yaml)\n"
-      "  renew             renew certificates and kubeconfig credentials (all | NAME)\n"
-      "  sign-csr          sign one CSR under a kubeadm, kubelet or policy profile\n"
-      "  sign-dir          sign the output of 'kubeadm certs generate-csr' (directory or tar archive)\n";
-  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    ctx.out() << kHelp;
-    return args.empty() ? kExitUsage : kExitOk;
-  }
-  const Args rest(args.begin() + 1, args.end());
-  if (args[0] == "issue") return CertsIssue(ctx, rest);
-  if (args[0] == "check-expiration") return CertsCheckExpiration(ctx, rest);
-  if (args[0] == "renew") return CertsRenew(ctx, rest);
-  if (args[0] == "sign-csr") return CertsSignCsr(ctx, rest);
-  if (args[0] == "sign-dir") return CertsSignDir(ctx, rest);
-  return ctx.UsageError("unknown subcommand 'certs " + args[0] + "'");
+  return DispatchSubcommand(
+      ctx, args, "certs",
+      {{"issue", CertsIssue, "issue the per-node certificate set for another control-plane node"},
+       {"check-expiration", CertsCheckExpiration, "show when each certificate expires (kubeadm's table, or -o json|yaml)"},
+       {"renew", CertsRenew, "renew certificates and kubeconfig credentials (all | NAME)"},
+       {"sign-csr", CertsSignCsr, "sign one CSR under a kubeadm, kubelet or policy profile"},
+       {"sign-dir", CertsSignDir, "sign the output of 'kubeadm certs generate-csr' (directory or tar archive)"}});
 }
 
 }  // namespace kubehsm::cli

@@ -65,18 +65,11 @@ int PkiTree(Context& ctx, const Args& args) {
 }  // namespace
 
 int RunPki(Context& ctx, const Args& args) {
-  static constexpr const char* kHelp =
-      "Usage: kubehsm pki COMMAND [options]\n\n"
-      "  verify  check every certificate, key and kubeconfig against its CA, key, profile, validity and mode\n"
-      "  tree    print the chain of trust (--dot for Graphviz)\n";
-  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    ctx.out() << kHelp;
-    return args.empty() ? kExitUsage : kExitOk;
-  }
-  const Args rest(args.begin() + 1, args.end());
-  if (args[0] == "verify") return PkiVerify(ctx, rest);
-  if (args[0] == "tree") return PkiTree(ctx, rest);
-  return ctx.UsageError("unknown subcommand 'pki " + args[0] + "'");
+  return DispatchSubcommand(
+      ctx, args, "pki",
+      {{"verify", PkiVerify,
+        "check every certificate, key and kubeconfig against its CA, key, profile, validity and mode"},
+       {"tree", PkiTree, "print the chain of trust (--dot for Graphviz)"}});
 }
 
 }  // namespace kubehsm::cli
