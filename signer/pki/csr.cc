@@ -231,13 +231,18 @@ std::string CheckNodeSubject(const ParsedCsr& csr, const std::string& profile, s
   return node;
 }
 
-// Rejects what std::regex cannot compile safely: overlong patterns, and bounded repetitions whose
-// counts overflow inside libstdc++'s regex compiler (signed overflow found by fuzz/csr_fuzzer with
-// "{7777777777777777777}").
+// Rejects what std::regex cannot compile safely: overlong patterns, and the two places where
+// libstdc++'s regex compiler reads a decimal number into a long without an overflow check (signed
+// overflow, found by fuzz/csr_fuzzer): bounded repetitions ("{7777777777777777777}") and
+// back-references ("\\7777777777777777777").
 std::optional<std::string> UnsafePatternReason(const std::string& pattern) {
   if (pattern.size() > 512) return "longer than 512 characters";
+  const auto is_digit = [&](std::size_t k) { return k < pattern.size() && pattern[k] >= '0' && pattern[k] <= '9'; };
   for (std::size_t i = 0; i < pattern.size(); ++i) {
     if (pattern[i] == '\\') {
+      std::size_t digits = 0;
+      while (is_digit(i + 1 + digits)) ++digits;
+      if (digits > 4) return "a back-reference number above 9999";
       ++i;
       continue;
     }

@@ -143,6 +143,10 @@ INSTANTIATE_TEST_SUITE_P(
                    "- {name: p, ca: ca, subject: {commonName: 'a{7777777777777777777}'}, extKeyUsages: [clientAuth], "
                    "maxValidity: 1h}",
                    "has a repetition count above 9999"},
+        PolicyCase{"BackReferenceOverflow",
+                   "- {name: p, ca: ca, subject: {commonName: 'a\\7777777777777777777'}, extKeyUsages: [clientAuth], "
+                   "maxValidity: 1h}",
+                   "has a back-reference number above 9999"},
         PolicyCase{"DuplicateKey",
                    "- {name: p, ca: ca, subject: {commonName: x}, extKeyUsages: [clientAuth], maxValidity: 1h, "
                    "maxValidity: 8760h}",
