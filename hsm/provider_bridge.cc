@@ -1,7 +1,5 @@
 #include "hsm/provider_bridge.h"
 
-#include <mutex>
-
 #include <openssl/conf.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -16,21 +14,25 @@ namespace {
 // A UI reader that refuses every prompt: the provider must never ask the terminal for a PIN.
 int RefusePrompt(UI*, UI_STRING*) { return 0; }
 
-// pkcs11-provider 1.0 has its own PIN prompt: when a key operation finds the token logged out and
-// no PIN is configured (kubehsm never gives it one) it asks OpenSSL's *default* UI method, which
-// reads the controlling terminal; a signing thread of `kubehsm serve` started from a shell would
-// block there. The UI method passed to OSSL_STORE_open_ex does not reach that path, so the process
-// default is replaced once, before the first provider exists, by one that refuses every prompt.
-// kubehsm itself never uses OpenSSL's UI (its own prompt is in hsm/pin.cc). The method lives for
-// the whole process because the default keeps pointing at it.
-void RefuseOpenSslPromptsProcessWide() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    UI_METHOD* method = UI_create_method("kubehsm: no PIN prompts (process default)");
-    if (method != nullptr && UI_method_set_reader(method, RefusePrompt) == 0) {
-      UI_set_default_method(method);
+// The one UI method kubehsm hands OpenSSL: it refuses every prompt. It is passed to every
+// OSSL_STORE_open_ex, and it is also made the process default, because pkcs11-provider 1.0 has a
+// second, own PIN prompt: when a key operation finds the token logged out and no PIN is configured
+// (kubehsm never gives it one) it asks OpenSSL's *default* UI method, which reads the controlling
+// terminal, so a signing thread of `kubehsm serve` started from a shell would block there. kubehsm
+// itself never uses OpenSSL's UI (its own prompt is in hsm/pin.cc). Created once, before the first
+// provider exists, and never freed: the process default keeps pointing at it. nullptr when OpenSSL
+// could not allocate it.
+UI_METHOD* RefusingUiMethod() {
+  static UI_METHOD* const method = [] {
+    UI_METHOD* m = UI_create_method("kubehsm: no PIN prompts");
+    if (m == nullptr || UI_method_set_reader(m, RefusePrompt) != 0) {
+      UI_destroy_method(m);
+      return static_cast<UI_METHOD*>(nullptr);
     }
-  });
+    UI_set_default_method(m);
+    return m;
+  }();
+  return method;
 }
 
 bool SafeForConfig(const std::string& s) {
@@ -46,7 +48,7 @@ Result<std::unique_ptr<ProviderBridge>> ProviderBridge::Create(const std::string
   if (!SafeForConfig(module_path)) {
     return InvalidArgument("module path contains characters not allowed in an OpenSSL config value: " + module_path);
   }
-  RefuseOpenSslPromptsProcessWide();
+  if (RefusingUiMethod() == nullptr) return OpenSslError("UI_create_method");
   const char* modules_dir = OPENSSL_info(OPENSSL_INFO_MODULES_DIR);
   const std::string provider_so = std::string(modules_dir != nullptr ? modules_dir : "") + "/pkcs11.so";
   OsslLibCtxPtr ctx(OSSL_LIB_CTX_new());
@@ -88,13 +90,11 @@ Result<std::unique_ptr<ProviderBridge>> ProviderBridge::Create(const std::string
                               "); is the pkcs11-provider package installed?");
   }
   ERR_clear_error();  // loading may queue harmless noise (e.g. optional engines)
-  UiMethodPtr ui(UI_create_method("kubehsm: no PIN prompts"));
-  if (!ui || UI_method_set_reader(ui.get(), RefusePrompt) != 0) return OpenSslError("UI_create_method");
-  return std::make_unique<ProviderBridge>(Private{}, std::move(ctx), std::move(ui));
+  return std::make_unique<ProviderBridge>(Private{}, std::move(ctx));
 }
 
 Result<EvpPkeyPtr> ProviderBridge::LoadPrivateKey(const std::string& uri) {
-  OsslStoreCtxPtr store(OSSL_STORE_open_ex(uri.c_str(), libctx_.get(), "provider=pkcs11", no_prompt_.get(), nullptr,
+  OsslStoreCtxPtr store(OSSL_STORE_open_ex(uri.c_str(), libctx_.get(), "provider=pkcs11", RefusingUiMethod(), nullptr,
                                            nullptr, nullptr, nullptr));
   if (!store) return OpenSslError(StatusCode::kNotFound, "opening " + uri + " through pkcs11-provider");
   OSSL_STORE_expect(store.get(), OSSL_STORE_INFO_PKEY);

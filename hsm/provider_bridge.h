@@ -32,11 +32,10 @@ class ProviderBridge final {
   struct Private {};
 
  public:
-  ProviderBridge(Private, OsslLibCtxPtr ctx, UiMethodPtr ui) : libctx_(std::move(ctx)), no_prompt_(std::move(ui)) {}
+  ProviderBridge(Private, OsslLibCtxPtr ctx) : libctx_(std::move(ctx)) {}
 
  private:
   OsslLibCtxPtr libctx_;
-  UiMethodPtr no_prompt_;
 };
 
 }  // namespace kubehsm::hsm

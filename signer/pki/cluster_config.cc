@@ -376,7 +376,6 @@ Status CheckValue(const YAML::Node& node, const Field& field, const std::string&
       if (!node.IsMap()) return TypeError(path, field.type == Type::kBoolMap ? "a map of booleans" : "a map of strings", node);
       std::set<std::string> seen;
       for (const auto& kv : node) {
-        if (!kv.first.IsScalar()) return TypeError(path, "string keys", kv.first);
         const std::string sub = path + "." + kv.first.Scalar();
         if (!seen.insert(kv.first.Scalar()).second) {
           return InvalidArgument("duplicate field " + Quoted(sub) + At(kv.first));
@@ -406,7 +405,6 @@ Status CheckStruct(const YAML::Node& node, const std::vector<Field>& fields, con
   if (!node.IsMap()) return TypeError(path, "a mapping", node);
   std::set<std::string> seen;
   for (const auto& kv : node) {
-    if (!kv.first.IsScalar()) return TypeError(path, "string keys", kv.first);
     const std::string& key = kv.first.Scalar();
     const std::string sub = path + "." + key;
     if (!seen.insert(key).second) return InvalidArgument("duplicate field " + Quoted(sub) + At(kv.first));

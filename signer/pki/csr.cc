@@ -249,7 +249,7 @@ std::optional<std::string> UnsafePatternReason(const std::string& pattern) {
     if (pattern[i] != '{') continue;
     std::size_t digits = 0;
     for (std::size_t j = i + 1; j < pattern.size() && pattern[j] != '}'; ++j) {
-      if (pattern[j] >= '0' && pattern[j] <= '9') {
+      if (is_digit(j)) {
         if (++digits > 4) return "a repetition count above 9999";
       } else {
         digits = 0;
