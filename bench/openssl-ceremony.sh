@@ -5,7 +5,7 @@
 #   pkcs11-tool --keypairgen            CA and SA key pairs in the token
 #   openssl req -x509 / x509 -req       signing through pkcs11-provider (pkcs11: URIs)
 #   openssl req -newkey                 leaf key + CSR
-#   kubectl config ...                  the kubeconfig files
+#   base64 + a here-document            the kubeconfig files, written as an operator would by hand
 # BENCHMARK ONLY: the PIN reaches pkcs11-tool on its command line and pkcs11-provider through a
 # `pkcs11-module-token-pin = file:` config in a private temp directory, which kubehsm never does.
 #
@@ -115,18 +115,35 @@ leaf etcd/peer etcd/ca etcd-ca "/CN=$node" serverAuth,clientAuth "$etcd_sans"
 leaf etcd/healthcheck-client etcd/ca etcd-ca "/CN=kube-etcd-healthcheck-client" clientAuth
 leaf apiserver-etcd-client etcd/ca etcd-ca "/CN=kube-apiserver-etcd-client" clientAuth
 
-# 5. Kubeconfigs: a client key and certificate signed by `ca`, assembled with kubectl config.
+# 5. Kubeconfigs: a client key and certificate signed by `ca`, written out as YAML by hand (the
+# layout `kubectl config` writes; Debian 12's kubectl 1.20 panics in `config set-credentials`).
 kubeconfig() {  # file user subject
   local file="$1" user="$2" subj="$3" kc="$out/$1"
   leaf "../kc-$file" ca ca "$subj" clientAuth
-  kubectl config set-cluster kubernetes --server="https://$addr:6443" --certificate-authority="$pki/ca.crt" \
-    --embed-certs=true --kubeconfig="$kc" >/dev/null
-  kubectl config set-credentials "$user" --client-certificate="$out/kc-$file.crt" --client-key="$out/kc-$file.key" \
-    --embed-certs=true --kubeconfig="$kc" >/dev/null
-  kubectl config set-context "$user@kubernetes" --cluster=kubernetes --user="$user" --kubeconfig="$kc" >/dev/null
-  kubectl config use-context "$user@kubernetes" --kubeconfig="$kc" >/dev/null
+  (umask 077; cat > "$kc.tmp" <<YAML
+apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority-data: $(base64 -w0 < "$pki/ca.crt")
+    server: https://$addr:6443
+  name: kubernetes
+contexts:
+- context:
+    cluster: kubernetes
+    user: $user
+  name: $user@kubernetes
+current-context: $user@kubernetes
+preferences: {}
+users:
+- name: $user
+  user:
+    client-certificate-data: $(base64 -w0 < "$out/kc-$file.crt")
+    client-key-data: $(base64 -w0 < "$out/kc-$file.key")
+YAML
+  )
+  mv "$kc.tmp" "$kc"
   rm -f "$out/kc-$file.crt" "$out/kc-$file.key"
-  chmod 600 "$kc"
 }
 kubeconfig admin.conf kubernetes-admin "/O=kubeadm:cluster-admins/CN=kubernetes-admin"
 kubeconfig super-admin.conf kubernetes-super-admin "/O=system:masters/CN=kubernetes-super-admin"

@@ -2,8 +2,15 @@
 // file parses, wires the ledger and audit trail in, and prints).
 #include <stdlib.h>
 
+#include <algorithm>
+#include <chrono>
 #include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include "cli/command.h"
 #include "cli/issuance_recorder.h"

@@ -1,6 +1,8 @@
 // kubehsm init [phase ca|sa|certs|kubeconfig]: the cluster PKI with the CA and service-account keys
 // in the token (signer/pki/init.h does the work; this file parses, wires and prints).
 #include <iostream>
+#include <optional>
+#include <string>
 
 #include "cli/command.h"
 #include "cli/issuance_recorder.h"

@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
+#include <string>
 
 #include <nlohmann/json.hpp>
 

@@ -1,5 +1,8 @@
 // kubehsm pki verify|tree (signer/pki/maintenance.h does the work; this file parses and prints).
+#include <algorithm>
 #include <iostream>
+#include <optional>
+#include <string>
 
 #include "cli/command.h"
 #include "signer/pki/maintenance.h"

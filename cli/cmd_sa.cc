@@ -10,6 +10,9 @@
 #include <iterator>
 #include <optional>
 #include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <openssl/x509.h>

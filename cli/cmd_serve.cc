@@ -6,8 +6,10 @@
 
 #include <cstdint>
 #include <iostream>
+#include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cli/command.h"

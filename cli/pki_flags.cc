@@ -1,6 +1,8 @@
 #include "cli/pki_flags.h"
 
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "signer/pki/config_overrides.h"
 

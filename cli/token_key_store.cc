@@ -1,5 +1,10 @@
 #include "cli/token_key_store.h"
 
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
 namespace kubehsm::cli {
 
 Result<signer::SigningKey> TokenKeyStore::Find(std::string_view label) {

@@ -3,6 +3,9 @@
 #pragma once
 
 #include <memory>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "cli/command.h"
 #include "hsm/hsm.h"

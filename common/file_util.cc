@@ -8,6 +8,7 @@
 #include <cstring>
 #include <random>
 #include <system_error>
+#include <utility>
 
 namespace kubehsm {
 namespace {

@@ -4,6 +4,8 @@
 // length rule; nothing outside the alphabet is ever accepted.
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 #include "common/base64.h"
 #include "fuzz/fuzz_util.h"

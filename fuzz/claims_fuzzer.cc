@@ -5,6 +5,8 @@
 // kubernetes.io namespace and service account; refusals are kInvalidArgument.
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 

@@ -10,8 +10,13 @@
 // longer than the profile allows; a refused request is never signed (SignCsr is
 // kPermissionDenied). An accepted policy's profiles all resolve by name.
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "fuzz/fuzz_util.h"
 #include "signer/pki/certificate.h"

@@ -4,6 +4,9 @@
 // same kids and equal public keys; refusals are kInvalidArgument.
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>

@@ -13,6 +13,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include <openssl/bn.h>
 #include <openssl/ecdsa.h>

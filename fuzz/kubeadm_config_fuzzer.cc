@@ -6,6 +6,8 @@
 // ParseGoDuration on the same bytes: a parsed duration printed as "<n>ns" parses back to n.
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 #include "fuzz/fuzz_util.h"
 #include "signer/pki/cluster_config.h"

@@ -6,6 +6,7 @@
 // conflicting file references; updating again with the same credentials changes nothing.
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include "fuzz/fuzz_util.h"
 #include "signer/pki/kubeconfig.h"

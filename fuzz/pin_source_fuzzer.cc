@@ -5,6 +5,8 @@
 // hold the PIN itself); Describe() never fails.
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 #include "fuzz/fuzz_util.h"
 #include "hsm/pin.h"

@@ -4,6 +4,9 @@
 // kInvalidArgument; PercentEncode(x, all=true) emits only "%hh" triplets.
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
 
 #include "fuzz/fuzz_util.h"
 #include "hsm/uri.h"

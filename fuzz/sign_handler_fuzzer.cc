@@ -7,9 +7,14 @@
 // {"alg":"ES256","kid":<active kid>,"typ":"JWT"}, claims that are strict base64url of a JSON
 // object, and a signature plain OpenSSL verifies over `header.claims`; each call logs exactly one
 // line whatever the claims contain.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 #include <openssl/bn.h>

@@ -1,5 +1,7 @@
 #include "hsm/hsm.h"
 
+#include <utility>
+
 namespace kubehsm::hsm {
 
 Result<std::unique_ptr<Hsm>> Hsm::Open(const HsmOptions& options) {

@@ -1,5 +1,7 @@
 #include "hsm/provider_bridge.h"
 
+#include <utility>
+
 #include <openssl/conf.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "common/ssl_ptr.h"
 #include "common/status.h"

@@ -1,6 +1,7 @@
 #include "hsm/rv.h"
 
 #include <cstdio>
+#include <utility>
 
 namespace kubehsm::hsm {
 namespace {

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <string_view>
 #include <map>
+#include <optional>
+#include <string_view>
+#include <utility>
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>

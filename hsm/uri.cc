@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstdio>
 #include <set>
+#include <utility>
 
 namespace kubehsm::hsm {
 namespace {

@@ -5,11 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
+#include <system_error>
 
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>

@@ -190,27 +190,26 @@ Status Ledger::Record(const IssuanceRecord& record) {
   return Insert(record);
 }
 
+Status Ledger::Abort(Status cause) {
+  Status rolled_back = Exec("ROLLBACK");
+  if (rolled_back.ok()) return cause;
+  if (cause.ok()) return rolled_back;
+  return Status(cause.code(), cause.message() + "; and then " + rolled_back.message());
+}
+
 Result<IssuanceRecord> Ledger::IssueInTransaction(const std::function<Result<IssuanceRecord>()>& issue) {
   for (int attempt = 0; attempt < 5; ++attempt) {
     KH_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     auto record = issue();
-    if (!record.ok()) {
-      Exec("ROLLBACK");
-      return record.status();
-    }
+    if (!record.ok()) return Abort(record.status());
     Status s = Insert(*record);
     if (s.code() == StatusCode::kAlreadyExists) {
-      Exec("ROLLBACK");
+      KH_RETURN_IF_ERROR(Abort(OkStatus()));
       continue;  // fresh serial on the next attempt
     }
-    if (!s.ok()) {
-      Exec("ROLLBACK");
-      return s;
-    }
+    if (!s.ok()) return Abort(s);
     if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-      Status err = SqlError(db_, "committing serial " + record->serial_hex);
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      return err;
+      return Abort(SqlError(db_, "committing serial " + record->serial_hex));
     }
     return record;
   }

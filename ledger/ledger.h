@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -84,6 +85,9 @@ class Ledger final {
 
  private:
   Status Exec(const char* sql);
+  // Rolls back the open transaction after `cause` (OK for a planned retry); a failed ROLLBACK is
+  // appended to the returned status, since the connection is then still inside the transaction.
+  Status Abort(Status cause);
   Status Insert(const IssuanceRecord& r);
 
   sqlite3* db_;  // owned; closed in the destructor

@@ -1,6 +1,7 @@
 #include "service/key_manager.h"
 
 #include <algorithm>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 

@@ -1,5 +1,10 @@
 #include "signer/memory_key_store.h"
 
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
 #include "common/openssl_error.h"
 
 namespace kubehsm::signer {

@@ -3,6 +3,9 @@
 
 #include <map>
 #include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "signer/key_store.h"
 

@@ -1,5 +1,7 @@
 #include "signer/signing_key.h"
 
+#include <utility>
+
 #include <openssl/core_names.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <string>
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,7 @@
 #include "signer/jwt/claims.h"
 
+#include <utility>
+
 #include <openssl/rand.h>
 
 #include <nlohmann/json.hpp>

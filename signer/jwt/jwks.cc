@@ -1,6 +1,7 @@
 #include "signer/jwt/jwks.h"
 
 #include <set>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 #include <openssl/core_names.h>

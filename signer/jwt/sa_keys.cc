@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <utility>
 
 #include "signer/jwt/claims.h"
 #include "signer/jwt/kid.h"

@@ -1,6 +1,7 @@
 #include "signer/jwt/verify.h"
 
 #include <algorithm>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 #include <openssl/pem.h>

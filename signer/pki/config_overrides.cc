@@ -1,5 +1,7 @@
 #include "signer/pki/config_overrides.h"
 
+#include <utility>
+
 #include "common/file_util.h"
 
 namespace kubehsm::signer::pki {

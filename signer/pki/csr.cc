@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
 
 #include "common/file_util.h"
 #include "common/openssl_error.h"

@@ -9,6 +9,8 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <system_error>
+#include <utility>
 #include <vector>
 
 #include "common/file_util.h"

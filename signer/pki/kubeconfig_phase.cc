@@ -1,5 +1,8 @@
 // The kubeconfig phase of init (and the kubeconfig part of `certs issue`), spec kubeadm-pki.md §4.
 #include <algorithm>
+#include <filesystem>
+#include <string>
+#include <string_view>
 
 #include "common/file_util.h"
 #include "signer/pki/init_internal.h"

@@ -3,9 +3,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <ctime>
 #include <map>
 #include <sstream>
+#include <string_view>
+#include <utility>
 
 #include "common/file_util.h"
 #include "signer/pki/init_internal.h"
@@ -19,18 +22,24 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string FormatTime(Clock::time_point t, const char* fmt) {
+struct tm UtcTime(Clock::time_point t) {
   const time_t secs = Clock::to_time_t(t);
   struct tm tm {};
   gmtime_r(&secs, &tm);
-  char buf[64];
-  strftime(buf, sizeof(buf), fmt, &tm);
-  return buf;
+  return tm;
 }
 
 // Go's "Jan 02, 2006 15:04 MST" in UTC.
-std::string GoExpiryTime(Clock::time_point t) { return FormatTime(t, "%b %d, %Y %H:%M UTC"); }
-std::string Rfc3339(Clock::time_point t) { return FormatTime(t, "%Y-%m-%dT%H:%M:%SZ"); }
+std::string GoExpiryTime(Clock::time_point t) {
+  const struct tm tm = UtcTime(t);
+  char buf[64];
+  return std::string(buf, strftime(buf, sizeof(buf), "%b %d, %Y %H:%M UTC", &tm));
+}
+std::string Rfc3339(Clock::time_point t) {
+  const struct tm tm = UtcTime(t);
+  char buf[64];
+  return std::string(buf, strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm));
+}
 
 // Loads the client certificate embedded in a kubeconfig.
 Result<X509Ptr> LoadKubeconfigCert(const fs::path& path) {

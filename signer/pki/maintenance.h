@@ -2,6 +2,7 @@
 // `certs renew` (§7), `pki verify` and `pki tree`.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>

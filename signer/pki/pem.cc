@@ -1,5 +1,7 @@
 #include "signer/pki/pem.h"
 
+#include <utility>
+
 #include <openssl/core_names.h>
 #include <openssl/pem.h>
 

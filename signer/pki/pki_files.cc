@@ -1,5 +1,6 @@
 #include "signer/pki/pki_files.h"
 
+#include <string>
 #include <system_error>
 
 #include "common/file_util.h"

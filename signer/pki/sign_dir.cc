@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <string_view>
 #include <system_error>
+#include <utility>
 
 #include "common/file_util.h"
 #include "signer/pki/csr.h"

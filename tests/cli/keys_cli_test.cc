@@ -1,5 +1,10 @@
 // The kubehsm binary as a user runs it: keys and token commands on a fresh SoftHSM token.
 #include <gtest/gtest.h>
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "tests/support/test_env.h"
 

@@ -78,6 +78,7 @@
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #ifndef KUBEHSM_DEFAULT_MODULE

@@ -6,7 +6,12 @@
 // audit trail verifies, and a re-run of the same command completes the job.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
+#include <string>
+#include <system_error>
+#include <vector>
 
 #include <gtest/gtest.h>
 

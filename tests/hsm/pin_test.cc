@@ -1,4 +1,6 @@
 #include <fcntl.h>
+#include <string>
+#include <utility>
 #include <unistd.h>
 
 #include <gtest/gtest.h>

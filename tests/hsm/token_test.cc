@@ -1,6 +1,10 @@
 // The hsm layer against a real SoftHSM token, created fresh for every test process.
 #include <atomic>
+#include <memory>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>

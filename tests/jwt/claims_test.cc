@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <regex>
+#include <string>
 
 #include "signer/jwt/claims.h"
 #include "tests/jwt/jwt_test_util.h"

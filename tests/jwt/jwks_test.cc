@@ -1,5 +1,7 @@
 // JWKS and discovery documents: kube-apiserver's member order and encodings; JWKS parsing.
 #include <gtest/gtest.h>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 

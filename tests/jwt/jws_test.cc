@@ -1,6 +1,9 @@
 // JWS signing: every algorithm checked by an independent JOSE implementation (PyJWT), tamper
 // tests, raw r‖s conversion, header shape and kid derivation against the openssl command line.
 #include <gtest/gtest.h>
+#include <optional>
+#include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 

@@ -1,6 +1,9 @@
 // Service-account key rotation over a KeyStore (MemoryKeyStore): labels, guards, and that tokens
 // keep verifying across a rotation.
 #include <gtest/gtest.h>
+#include <algorithm>
+#include <string>
+#include <vector>
 
 #include "signer/jwt/claims.h"
 #include "signer/jwt/jwks.h"

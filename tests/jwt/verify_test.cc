@@ -2,6 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include <openssl/evp.h>
 

@@ -3,6 +3,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 

@@ -2,8 +2,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <fstream>
 #include <random>
 #include <set>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -29,13 +34,6 @@ IssuanceRecord MakeRecord(const std::string& serial) {
   r.issued_at = 1700000300;
   r.cert_pem = "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n";
   return r;
-}
-
-std::string RandomSerial(std::mt19937_64& rng) {
-  static const char* d = "0123456789ABCDEF";
-  std::string s;
-  for (int i = 0; i < 16; ++i) s.push_back(d[rng() % 16]);
-  return NormalizeSerialHex(s);
 }
 
 TEST(LedgerTest, RecordsAndReadsBack) {

@@ -4,7 +4,12 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include <chrono>
+#include <filesystem>
 #include <set>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include <gtest/gtest.h>
 

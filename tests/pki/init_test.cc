@@ -2,7 +2,11 @@
 // idempotence, and one test per error path.
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <map>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 

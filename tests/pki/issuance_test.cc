@@ -1,8 +1,11 @@
 // Unit tests of the issuance hook (signer/pki/issuance.h) over a MemoryKeyStore, and of the
 // signing-policy parser and key checks (signer/pki/csr.h): the recorder sees every certificate
 // before any file holds it, a duplicate serial re-signs, any other recorder error writes nothing.
+#include <algorithm>
 #include <map>
 #include <set>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -171,7 +174,7 @@ INSTANTIATE_TEST_SUITE_P(
         PolicyCase{"CodeSigningEku",
                    "- {name: p, ca: ca, subject: {commonName: x}, extKeyUsages: [codeSigning], maxValidity: 1h}",
                    "'codeSigning' is not serverAuth or clientAuth"}),
-    [](const auto& info) { return std::string(info.param.name); });
+    [](const auto& test_info) { return std::string(test_info.param.name); });
 
 struct KeyCase {
   const char* key;
@@ -197,8 +200,8 @@ INSTANTIATE_TEST_SUITE_P(
                       KeyCase{"rsa-1024", "weak key: RSA-1024 is below the minimum of 2048 bits"},
                       KeyCase{"ec-secp256k1", "unsupported key: ECDSA-secp256k1 (allowed curves: P-256, P-384)"},
                       KeyCase{"ed25519", "unsupported key type ED25519 (only RSA and ECDSA keys)"}),
-    [](const auto& info) {
-      std::string n = info.param.key;
+    [](const auto& test_info) {
+      std::string n = test_info.param.key;
       std::replace(n.begin(), n.end(), '-', '_');
       return n;
     });

@@ -2,7 +2,10 @@
 // acceptance of the results by kubectl.
 #include "signer/pki/kubeconfig.h"
 
+#include <filesystem>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include <gtest/gtest.h>
 
@@ -313,7 +316,7 @@ std::string KubectlField(const std::filesystem::path& file, const std::string& j
 bool HaveKubectl() { return testing::RunProcess({"kubectl", "version", "--client"}).exit_code == 0; }
 
 TEST(KubeconfigTest, KubectlAcceptsRenderedFile) {
-  if (!HaveKubectl()) GTEST_SKIP() << "kubectl not installed";
+  ASSERT_TRUE(HaveKubectl()) << "kubectl is missing; scripts/install-deps installs it";
   testing::TempDir dir;
   KubeconfigSpec s = AdminSpec();
   s.user_name = "system:node:cp1";
@@ -331,7 +334,7 @@ TEST(KubeconfigTest, KubectlAcceptsRenderedFile) {
 }
 
 TEST(KubeconfigTest, KubectlAcceptsUpdatedFile) {
-  if (!HaveKubectl()) GTEST_SKIP() << "kubectl not installed";
+  ASSERT_TRUE(HaveKubectl()) << "kubectl is missing; scripts/install-deps installs it";
   testing::TempDir dir;
   KubeconfigSpec csr_only = AdminSpec();
   csr_only.ca_pem.clear();
@@ -346,7 +349,7 @@ TEST(KubeconfigTest, KubectlAcceptsUpdatedFile) {
 }
 
 TEST(KubeconfigTest, KubectlTakesTheLastOfDuplicatedKeys) {
-  if (!HaveKubectl()) GTEST_SKIP() << "kubectl not installed";
+  ASSERT_TRUE(HaveKubectl()) << "kubectl is missing; scripts/install-deps installs it";
   testing::TempDir dir;
   const auto file = dir.path() / "dup.conf";
   testing::WriteTestFile(file, Replace(AdminConf(), "    server: https://10.0.0.10:6443\n",
@@ -356,7 +359,7 @@ TEST(KubeconfigTest, KubectlTakesTheLastOfDuplicatedKeys) {
 }
 
 TEST(KubeconfigTest, KubectlRejectsCorruptedDataLikeWeDo) {
-  if (!HaveKubectl()) GTEST_SKIP() << "kubectl not installed";
+  ASSERT_TRUE(HaveKubectl()) << "kubectl is missing; scripts/install-deps installs it";
   testing::TempDir dir;
   const std::string bad = Replace(AdminConf(), kKeyB64, "QQ");
   const auto file = dir.path() / "bad.conf";

@@ -1,5 +1,10 @@
 // Unit tests of check-expiration formatting, renew and verify over a MemoryKeyStore.
 #include <gtest/gtest.h>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "common/file_util.h"
 #include "signer/memory_key_store.h"

@@ -11,10 +11,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -337,7 +341,7 @@ TEST_F(PkiE2eTest, FailureInTheMiddleLeavesNoPartialFile) {
 }
 
 TEST_F(PkiE2eTest, HelpAndUsageErrors) {
-  for (const std::vector<std::string> args :
+  for (const std::vector<std::string>& args :
        {std::vector<std::string>{"init", "--help"}, {"init", "phase", "--help"}, {"certs", "--help"},
         {"certs", "issue", "--help"}, {"certs", "renew", "--help"}, {"certs", "check-expiration", "--help"},
         {"pki", "--help"}, {"pki", "verify", "--help"}, {"pki", "tree", "--help"}}) {

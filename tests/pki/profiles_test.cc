@@ -1,5 +1,9 @@
 // Unit tests of the kubeadm profile table and SAN computation (spec kubeadm-pki.md §1.1-1.3, §2, §4).
 #include <gtest/gtest.h>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "signer/pki/certificate.h"
 #include "signer/pki/profiles.h"

@@ -2,7 +2,10 @@
 // by `kubehsm init phase ca`. One test per refusal reason, each checking the message, that no
 // output file exists and that the refusal is in the audit trail; accepted requests are checked
 // with `openssl verify` and `openssl x509` (the profile, not the request, decides KU/BC/EKU/validity).
+#include <algorithm>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 

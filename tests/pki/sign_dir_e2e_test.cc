@@ -10,12 +10,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -359,7 +364,8 @@ TEST_F(SignDirTest, SigkillMidSignDirLeavesLedgerWithEveryCertificateOnDisk) {
   }
   EXPECT_GE(killed_mid_run, 1) << "no round was killed in the middle of its run";
   auto check = RunProcess({"sqlite3", ledger_path().string(), "PRAGMA integrity_check"});
-  if (check.exit_code == 0) EXPECT_EQ(check.out, "ok\n");
+  ASSERT_EQ(check.exit_code, 0) << check.err;
+  EXPECT_EQ(check.out, "ok\n");
 }
 
 TEST_F(SignDirTest, TwoConcurrentProcessesNeverProduceDuplicateSerials) {

@@ -8,14 +8,18 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -164,8 +168,8 @@ TEST_P(ServeKeyTypeTest, SignFetchKeysMetadataOnBothVersionsVerifyIndependently)
 }
 
 INSTANTIATE_TEST_SUITE_P(KeyTypes, ServeKeyTypeTest, ::testing::Values("rsa-2048", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521"),
-                         [](const auto& info) {
-                           std::string n = info.param;
+                         [](const auto& test_info) {
+                           std::string n = test_info.param;
                            for (auto& c : n) c = c == '-' ? '_' : c;
                            return n;
                          });
@@ -550,8 +554,12 @@ TEST_F(ServeTest, TokenFaultsGiveUnavailableFastAndSigningResumesByItself) {
   bool saw_ok_after = false;
   for (int i = 0; i < 300 && !saw_ok_after; ++i) {
     CallResult r = sign_and_verify();
-    if (r.code == grpc::StatusCode::OK && i > 0) saw_ok_after = serve->Log().find("event=backend_recovered") != std::string::npos;
-    if (r.code != grpc::StatusCode::OK) EXPECT_EQ(r.code, grpc::StatusCode::UNAVAILABLE) << r.message;
+    if (r.code == grpc::StatusCode::OK && i > 0) {
+      saw_ok_after = serve->Log().find("event=backend_recovered") != std::string::npos;
+    }
+    if (r.code != grpc::StatusCode::OK) {
+      EXPECT_EQ(r.code, grpc::StatusCode::UNAVAILABLE) << r.message;
+    }
     std::this_thread::sleep_for(milliseconds(50));
   }
   EXPECT_TRUE(saw_ok_after) << serve->Log();

@@ -8,6 +8,7 @@
 
 #include <random>
 #include <thread>
+#include <utility>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
