@@ -34,6 +34,8 @@ po::options_description GlobalOptionsDescription() {
       "module", po::value<std::string>(), "PKCS#11 module path (default " KUBEHSM_DEFAULT_MODULE ")")(
       "token", po::value<std::string>(), "RFC 7512 URI of the token (default pkcs11:token=kubehsm)")(
       "pin-source", po::value<std::string>(), "where the user PIN comes from: env:VAR, file:PATH, fd:N or prompt")(
+      "module-init-args", po::value<std::string>(),
+      "string passed to the module's C_Initialize (pReserved), e.g. NSS softokn's \"configdir='sql:DIR' ...\"")(
       "state-dir", po::value<std::string>(),
       "directory of the issuance ledger and audit log (default: the config file's directory, else "
       "/var/lib/kubehsm)")("verbose,v", po::bool_switch(), "more detail on stderr (never PINs)");
@@ -45,6 +47,7 @@ void ApplyGlobals(const po::variables_map& vm, GlobalOptions& g) {
   if (vm.count("module") != 0) g.module = vm["module"].as<std::string>();
   if (vm.count("token") != 0) g.token_uri = vm["token"].as<std::string>();
   if (vm.count("pin-source") != 0) g.pin_source = vm["pin-source"].as<std::string>();
+  if (vm.count("module-init-args") != 0) g.module_init_args = vm["module-init-args"].as<std::string>();
   if (vm.count("state-dir") != 0) g.state_dir = vm["state-dir"].as<std::string>();
   if (vm.count("verbose") != 0 && vm["verbose"].as<bool>()) g.verbose = true;
 }
@@ -82,12 +85,21 @@ Status ReadConfigFile(const std::string& path, GlobalOptions& g) {
   po::options_description d;
   d.add_options()("module", po::value<std::string>())("token", po::value<std::string>())(
       "pin-source", po::value<std::string>())("state-dir", po::value<std::string>())(
-      "module-env", po::value<std::vector<std::string>>()->composing());
+      "module-env", po::value<std::vector<std::string>>()->composing())(
+      "module-init-args", po::value<std::string>())("allow-keys-without-cka-local", po::value<std::string>());
   try {
     po::variables_map vm;
     po::store(po::parse_config_file(in, d, /*allow_unregistered=*/false), vm);
     po::notify(vm);
     ApplyGlobals(vm, g);
+    if (vm.count("allow-keys-without-cka-local") != 0) {
+      const std::string v = vm["allow-keys-without-cka-local"].as<std::string>();
+      if (v != "true" && v != "false") {
+        return InvalidArgument("config file " + path + ": allow-keys-without-cka-local must be true or false, got '" +
+                               v + "'");
+      }
+      g.allow_keys_without_cka_local = v == "true";
+    }
     if (vm.count("module-env") != 0) {
       for (const auto& kv : vm["module-env"].as<std::vector<std::string>>()) {
         const auto eq = kv.find('=');
@@ -152,6 +164,12 @@ Result<signer::KeyStore*> Context::KeyStore() {
       return s;
     }
     session_ = std::move(*opened);
+    if (globals_.allow_keys_without_cka_local) {
+      // Weaker provenance, chosen in the config file: say so on every run and in the audit trail.
+      err_ << "kubehsm: warning: allow-keys-without-cka-local = true (" << globals_.config_file
+           << "): keys the token does not mark as generated inside it (CKA_LOCAL) are accepted\n";
+      AuditEvent("cka-local-not-required", {{"config", globals_.config_file}, {"token", globals_.token_uri}});
+    }
   }
   return &session_->store();
 }

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -137,7 +138,7 @@ int TokenList(Context& ctx, const Args& args) {
   po::variables_map vm;
   int code = 0;
   if (!ParseArgs(ctx, "kubehsm token list", d, nullptr, args, vm, code)) return code;
-  auto module = hsm::Module::Load(ctx.globals().module);
+  auto module = hsm::Module::Load(ctx.globals().module, ctx.globals().module_init_args);
   if (!module.ok()) return ctx.Fail(module.status());
   auto tokens = (*module)->ListTokens();
   if (!tokens.ok()) return ctx.Fail(tokens.status());
@@ -156,7 +157,10 @@ int TokenInit(Context& ctx, const Args& args) {
   po::options_description d("kubehsm token init");
   d.add_options()("label", po::value<std::string>()->required(), "label of the new token")(
       "so-pin-source", po::value<std::string>()->required(),
-      "where the security officer PIN comes from: env:VAR, file:PATH, fd:N or prompt");
+      "where the security officer PIN comes from: env:VAR, file:PATH, fd:N or prompt")(
+      "factory-so-pin-source", po::value<std::string>(),
+      "the SO PIN the token has now, for tokens whose C_InitToken checks it (openCryptoki: its default "
+      "87654321); the SO PIN is then changed to the new one");
   po::variables_map vm;
   int code = 0;
   if (!ParseArgs(ctx, "kubehsm token init --label NAME --so-pin-source SRC --pin-source SRC", d, nullptr, args, vm,
@@ -168,13 +172,22 @@ int TokenInit(Context& ctx, const Args& args) {
   if (!so_src.ok()) return ctx.Fail(so_src.status());
   auto user_src = hsm::PinSource::Parse(ctx.globals().pin_source);
   if (!user_src.ok()) return ctx.Fail(user_src.status());
-  auto module = hsm::Module::Load(ctx.globals().module);
+  auto module = hsm::Module::Load(ctx.globals().module, ctx.globals().module_init_args);
   if (!module.ok()) return ctx.Fail(module.status());
   auto so_pin = hsm::ReadPin(*so_src, "new security officer PIN: ");
   if (!so_pin.ok()) return ctx.Fail(so_pin.status());
   auto user_pin = hsm::ReadPin(*user_src, "new user PIN: ");
   if (!user_pin.ok()) return ctx.Fail(user_pin.status());
-  auto info = (*module)->InitToken(vm["label"].as<std::string>(), *so_pin, *user_pin);
+  std::optional<hsm::Pin> factory_pin;
+  if (vm.count("factory-so-pin-source") != 0) {
+    auto src = hsm::PinSource::Parse(vm["factory-so-pin-source"].as<std::string>());
+    if (!src.ok()) return ctx.Fail(src.status());
+    auto pin = hsm::ReadPin(*src, "current (factory) security officer PIN: ");
+    if (!pin.ok()) return ctx.Fail(pin.status());
+    factory_pin.emplace(std::move(*pin));
+  }
+  auto info = (*module)->InitToken(vm["label"].as<std::string>(), *so_pin, *user_pin,
+                                   factory_pin ? &*factory_pin : nullptr);
   if (!info.ok()) return ctx.Fail(info.status());
   ctx.out() << "initialized token " << info->Uri() << "\n";
   return kExitOk;
@@ -192,7 +205,9 @@ int RunKeys(Context& ctx, const Args& args) {
 int RunToken(Context& ctx, const Args& args) {
   return DispatchSubcommand(ctx, args, "token",
                             {{"list", TokenList, "list the module's slots and tokens (no login)"},
-                             {"init", TokenInit, "initialize a free slot's token with SO and user PINs"}});
+                             {"init", TokenInit, "initialize a free slot's token with SO and user PINs"},
+                             {"check", RunTokenCheck,
+                              "probe a token: mechanisms, PIN limits, and which key types and features work"}});
 }
 
 }  // namespace kubehsm::cli

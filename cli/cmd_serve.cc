@@ -133,10 +133,7 @@ int RunServe(Context& ctx, const Args& args) {
   const GlobalOptions globals = ctx.globals();
   const std::size_t sessions = o.sessions;
   service::BackendFactory factory = [globals, sessions]() -> Result<std::unique_ptr<service::SignerBackend>> {
-    hsm::HsmOptions h;
-    h.module_path = globals.module;
-    h.token_uri = globals.token_uri;
-    h.pin_source = globals.pin_source;
+    hsm::HsmOptions h = TokenSession::HsmOptionsFor(globals);
     // The token's session pool and pkcs11-provider's cache both sized for the signing threads.
     h.sessions = sessions;
     KH_ASSIGN_OR_RETURN(std::unique_ptr<hsm::Hsm> opened, hsm::Hsm::Open(h));

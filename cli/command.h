@@ -29,6 +29,9 @@ struct GlobalOptions {
   std::string token_uri;    // RFC 7512 URI selecting the token ("pkcs11:token=kubehsm")
   std::string pin_source;   // env:VAR | file:PATH | fd:N | prompt
   std::vector<std::string> module_env;  // "NAME=VALUE" set before the module loads (config file only)
+  std::string module_init_args;  // C_Initialize pReserved string (e.g. NSS softokn's configdir=...)
+  // Config file only: accept token keys whose CKA_LOCAL is false (weaker provenance, e.g. NSS).
+  bool allow_keys_without_cka_local = false;
   std::string config_file;  // the kubehsm config file actually read ("" if none)
   std::string state_dir;    // where ledger.db and audit.log live (default: the config file's directory,
                             // else /var/lib/kubehsm)
@@ -103,6 +106,7 @@ int DispatchSubcommand(Context& ctx, const Args& args, const char* group, std::i
 // Command entry points. Each receives the arguments after its command word.
 int RunKeys(Context& ctx, const Args& args);    // cli/cmd_keys.cc
 int RunToken(Context& ctx, const Args& args);   // cli/cmd_keys.cc: token init / info
+int RunTokenCheck(Context& ctx, const Args& args);  // cli/cmd_token_check.cc: `token check`
 int RunInit(Context& ctx, const Args& args);    // cli/cmd_init.cc
 int RunCerts(Context& ctx, const Args& args);   // cli/cmd_certs.cc
 int RunPki(Context& ctx, const Args& args);     // cli/cmd_pki.cc

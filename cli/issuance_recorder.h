@@ -39,6 +39,7 @@ class AuditingKeyStore final : public signer::KeyStore {
 
   Result<signer::SigningKey> Find(std::string_view label) override { return inner_.Find(label); }
   Result<signer::SigningKey> Create(std::string_view label, KeyType type) override;
+  Status CheckCanCreate(KeyType type) override { return inner_.CheckCanCreate(type); }
   Status ImportPublicKey(std::string_view label, std::string_view spki_der) override {
     return inner_.ImportPublicKey(label, spki_der);
   }

@@ -10,13 +10,27 @@ namespace kubehsm::cli {
 Result<signer::SigningKey> TokenKeyStore::Find(std::string_view label) {
   KH_ASSIGN_OR_RETURN(hsm::KeyInfo info, hsm_.token().FindKeyByLabel(std::string(label)));
   if (!info.has_private()) return NotFound("key '" + std::string(label) + "' has only a public half in the token");
-  if (!info.non_exportable()) {
+  hsm::Token& token = hsm_.token();
+  if (!info.non_exportable(token.options().require_cka_local)) {
     return FailedPrecondition("key '" + info.label +
                               "' in the token is extractable or was not generated in the token; kubehsm refuses it");
   }
+  KH_ASSIGN_OR_RETURN(hsm::SignCapability how, token.SignCapabilityFor(info.type));
   KH_ASSIGN_OR_RETURN(EvpPkeyPtr pkey, hsm_.LoadPrivateKey(info));
-  return signer::SigningKey::Create(std::move(pkey), hsm_.bridge().libctx());
+  signer::SigningKey::Options options;
+  options.origin = "key '" + info.label + "' in token '" + token.info().label + "' (" + how.mechanism_name + ")";
+  if (!how.combined) {
+    // The token lacks the hash-and-sign mechanism (e.g. openCryptoki's software token has no
+    // CKM_SHA256_RSA_PKCS): hash here and sign the digest with the raw mechanism. pkcs11-provider
+    // 1.0 would sign the bare digest without its DigestInfo there (pkcs11-provider#592).
+    options.digest_signer = [&token, info](std::string_view digest_name, std::string_view digest) {
+      return token.SignDigest(info, digest_name, digest);
+    };
+  }
+  return signer::SigningKey::Create(std::move(pkey), hsm_.bridge().libctx(), std::move(options));
 }
+
+Status TokenKeyStore::CheckCanCreate(KeyType type) { return hsm_.token().CheckCanGenerate(type); }
 
 Result<signer::SigningKey> TokenKeyStore::Create(std::string_view label, KeyType type) {
   KH_RETURN_IF_ERROR(hsm_.token().GenerateKeyPair(std::string(label), type).status());
@@ -47,12 +61,18 @@ Status TokenKeyStore::Remove(std::string_view label) {
   return hsm_.token().DestroyKey(info);
 }
 
-Result<std::unique_ptr<TokenSession>> TokenSession::Open(const GlobalOptions& globals) {
+hsm::HsmOptions TokenSession::HsmOptionsFor(const GlobalOptions& globals) {
   hsm::HsmOptions o;
   o.module_path = globals.module;
   o.token_uri = globals.token_uri;
   o.pin_source = globals.pin_source;
-  KH_ASSIGN_OR_RETURN(std::unique_ptr<hsm::Hsm> h, hsm::Hsm::Open(o));
+  o.module_init_args = globals.module_init_args;
+  o.allow_keys_without_cka_local = globals.allow_keys_without_cka_local;
+  return o;
+}
+
+Result<std::unique_ptr<TokenSession>> TokenSession::Open(const GlobalOptions& globals) {
+  KH_ASSIGN_OR_RETURN(std::unique_ptr<hsm::Hsm> h, hsm::Hsm::Open(HsmOptionsFor(globals)));
   return std::make_unique<TokenSession>(std::move(h));
 }
 

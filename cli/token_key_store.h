@@ -19,6 +19,7 @@ class TokenKeyStore final : public signer::KeyStore {
 
   Result<signer::SigningKey> Find(std::string_view label) override;
   Result<signer::SigningKey> Create(std::string_view label, KeyType type) override;
+  Status CheckCanCreate(KeyType type) override;
   Status ImportPublicKey(std::string_view label, std::string_view spki_der) override;
   Result<std::vector<signer::StoredKeyInfo>> List() override;
   Status Relabel(std::string_view from, std::string_view to) override;
@@ -33,6 +34,8 @@ class TokenSession final {
  public:
   // Opens the module and token named by `globals` and logs in.
   static Result<std::unique_ptr<TokenSession>> Open(const GlobalOptions& globals);
+  // The hsm options `globals` select (module, token, PIN source, init args, CKA_LOCAL policy).
+  static hsm::HsmOptions HsmOptionsFor(const GlobalOptions& globals);
 
   hsm::Hsm& hsm() { return *hsm_; }
   signer::KeyStore& store() { return store_; }

@@ -81,6 +81,12 @@ struct X509StackDeleter {
 };
 using X509StackPtr = std::unique_ptr<STACK_OF(X509), X509StackDeleter>;
 
+// Frees a buffer OpenSSL allocated for the caller (what i2d_* with a null output pointer returns).
+struct OpenSslBufferDeleter {
+  void operator()(unsigned char* p) const { OPENSSL_free(p); }
+};
+using OpenSslBufferPtr = std::unique_ptr<unsigned char, OpenSslBufferDeleter>;
+
 }  // namespace kubehsm
 
 // Appended for signer/pki CSR signing (issue 4).

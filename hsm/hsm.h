@@ -20,6 +20,10 @@ struct HsmOptions {
   std::string token_uri;      // "pkcs11:token=..." (may carry module-path and pin-source)
   std::string pin_source;     // overrides the URI's pin-source; "" and none in the URI = prompt
   std::size_t sessions = 16;  // idle session pool size for the raw token and the provider
+  std::string module_init_args;  // C_Initialize pReserved string ("" for none), e.g. for NSS softokn
+  // Accept keys whose CKA_LOCAL reads false (tokens such as NSS softokn never set it): weaker
+  // provenance, an explicit opt-in of the config file.
+  bool allow_keys_without_cka_local = false;
 };
 
 class Hsm final {

@@ -21,6 +21,8 @@ struct TokenInfo {
   std::string model;
   std::string serial;
   CK_FLAGS flags = 0;
+  CK_ULONG min_pin_len = 0;  // ulMinPinLen / ulMaxPinLen: the PIN lengths the token accepts
+  CK_ULONG max_pin_len = 0;
   bool initialized() const { return (flags & CKF_TOKEN_INITIALIZED) != 0; }
   bool pin_locked() const { return (flags & CKF_USER_PIN_LOCKED) != 0; }
   bool pin_final_try() const { return (flags & CKF_USER_PIN_FINAL_TRY) != 0; }
@@ -29,12 +31,24 @@ struct TokenInfo {
   std::string Uri() const;
 };
 
+// What a module says about itself (CK_INFO, blank padding trimmed).
+struct ModuleInfo {
+  std::string manufacturer;
+  std::string description;
+  std::string cryptoki_version;  // "2.40"
+  std::string library_version;   // "2.6"
+};
+
 class Module final {
  public:
-  // Loads the module at `path` and initializes it with CKF_OS_LOCKING_OK. A module that another
-  // user in this process (pkcs11-provider) already initialized is accepted. Fails with kNotFound
-  // when the file does not exist, kInvalidArgument when it is not a PKCS#11 module.
-  static Result<std::unique_ptr<Module>> Load(const std::string& path);
+  // Loads the module at `path` and initializes it with CKF_OS_LOCKING_OK. `init_args`, when not
+  // empty, is passed as CK_C_INITIALIZE_ARGS.pReserved (a NUL-terminated string: NSS softokn needs
+  // its "configdir='sql:DIR' ..." parameters there); CheckModuleInitArgs must have accepted it. A
+  // module that another user in this process (pkcs11-provider) already initialized is accepted.
+  // Fails with kNotFound when the file does not exist, kInvalidArgument when it is not a PKCS#11
+  // module.
+  static Result<std::unique_ptr<Module>> Load(const std::string& path, const std::string& init_args);
+  static Result<std::unique_ptr<Module>> Load(const std::string& path) { return Load(path, std::string()); }
 
   Module(const Module&) = delete;  // owns the dlopen handle and the C_Initialize
   Module& operator=(const Module&) = delete;
@@ -43,6 +57,10 @@ class Module final {
 
   CK_FUNCTION_LIST* fn() const { return fn_; }
   const std::string& path() const { return path_; }
+  const std::string& init_args() const { return init_args_; }
+
+  // C_GetInfo.
+  Result<ModuleInfo> Info() const;
 
   // Lists the tokens present in the module's slots (initialized or not).
   Result<std::vector<TokenInfo>> ListTokens() const;
@@ -54,20 +72,32 @@ class Module final {
 
   // Initializes the first free (uninitialized) slot's token with `label`, the SO PIN, and sets the
   // user PIN (C_InitToken, C_Login(SO), C_InitPIN). kAlreadyExists if a token with that label exists.
-  Result<TokenInfo> InitToken(const std::string& label, const Pin& so_pin, const Pin& user_pin);
+  // PINs outside the token's ulMinPinLen..ulMaxPinLen are refused before anything is changed.
+  // `factory_so_pin`, when given, is the SO PIN the token has now (openCryptoki's C_InitToken checks
+  // its factory default "87654321"): C_InitToken uses it and the SO PIN is then changed to `so_pin`
+  // (C_SetPIN). Tokens that ignore the label (NSS softokn keeps "NSS Certificate DB") are found
+  // again by their slot.
+  Result<TokenInfo> InitToken(const std::string& label, const Pin& so_pin, const Pin& user_pin,
+                              const Pin* factory_so_pin = nullptr);
 
  private:
   struct Private {};  // only Load() constructs
 
  public:
-  Module(Private, std::string path, void* handle, CK_FUNCTION_LIST* fn, bool finalize)
-      : path_(std::move(path)), handle_(handle), fn_(fn), finalize_(finalize) {}
+  Module(Private, std::string path, std::string init_args, void* handle, CK_FUNCTION_LIST* fn, bool finalize)
+      : path_(std::move(path)), init_args_(std::move(init_args)), handle_(handle), fn_(fn), finalize_(finalize) {}
 
  private:
   std::string path_;
+  std::string init_args_;
   void* handle_ = nullptr;
   CK_FUNCTION_LIST* fn_ = nullptr;
   bool finalize_ = false;
 };
+
+// Checks a module-init-args value: printable ASCII, at most 1024 bytes, and nothing that looks like
+// a secret (a "pin", "password", "passphrase" or "secret" parameter): PINs come only from a PIN
+// source, never from a config value that is copied into the provider's configuration.
+Status CheckModuleInitArgs(const std::string& init_args);
 
 }  // namespace kubehsm::hsm

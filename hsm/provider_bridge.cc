@@ -44,11 +44,19 @@ bool SafeForConfig(const std::string& s) {
   return !s.empty();
 }
 
+// A quoted OpenSSL config value (the caller checked SafeForConfig).
+std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
+
 }  // namespace
 
-Result<std::unique_ptr<ProviderBridge>> ProviderBridge::Create(const std::string& module_path, int cache_sessions) {
+Result<std::unique_ptr<ProviderBridge>> ProviderBridge::Create(const std::string& module_path,
+                                                               const std::string& init_args, int cache_sessions) {
   if (!SafeForConfig(module_path)) {
     return InvalidArgument("module path contains characters not allowed in an OpenSSL config value: " + module_path);
+  }
+  if (!init_args.empty() && !SafeForConfig(init_args)) {
+    return InvalidArgument("module-init-args contains characters not allowed in an OpenSSL config value "
+                           "(double quote, backslash, $ or #)");
   }
   if (RefusingUiMethod() == nullptr) return OpenSslError("UI_create_method");
   const char* modules_dir = OPENSSL_info(OPENSSL_INFO_MODULES_DIR);
@@ -70,7 +78,8 @@ Result<std::unique_ptr<ProviderBridge>> ProviderBridge::Create(const std::string
       "\"\n"
       "pkcs11-module-path = \"" +
       module_path +
-      "\"\n"
+      "\"\n" +
+      (init_args.empty() ? std::string() : "pkcs11-module-init-args = " + Quoted(init_args) + "\n") +
       "pkcs11-module-quirks = no-deinit\n"
       "pkcs11-module-cache-sessions = " +
       std::to_string(cache_sessions) +

@@ -15,9 +15,12 @@ namespace kubehsm::hsm {
 class ProviderBridge final {
  public:
   // Creates a private library context with the `default` provider and pkcs11-provider configured
-  // for `module_path` (quirk no-deinit, so freeing the context never finalizes the module under
-  // the raw code; session cache `cache_sessions`). Fails loudly when the provider is not installed.
-  static Result<std::unique_ptr<ProviderBridge>> Create(const std::string& module_path, int cache_sessions = 16);
+  // for `module_path` and its C_Initialize arguments `init_args` ("" for none; the provider's
+  // pkcs11-module-init-args), with quirk no-deinit (freeing the context never finalizes the module
+  // under the raw code) and session cache `cache_sessions`. Fails loudly when the provider is not
+  // installed.
+  static Result<std::unique_ptr<ProviderBridge>> Create(const std::string& module_path, const std::string& init_args,
+                                                        int cache_sessions);
 
   ProviderBridge(const ProviderBridge&) = delete;  // owns the library context
   ProviderBridge& operator=(const ProviderBridge&) = delete;

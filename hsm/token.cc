@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -132,6 +135,43 @@ bool IsUtf8(std::string_view s) {
   return true;
 }
 
+// Reads the token's mechanism list and each mechanism's info. A mechanism whose info cannot be read
+// is left out (it is then treated as absent).
+Result<std::map<CK_MECHANISM_TYPE, CK_MECHANISM_INFO>> ReadMechanisms(CK_FUNCTION_LIST* f, CK_SLOT_ID slot) {
+  CK_ULONG n = 0;
+  CK_RV rv = f->C_GetMechanismList(slot, nullptr, &n);
+  if (rv != CKR_OK) return RvStatus(rv, "C_GetMechanismList");
+  std::vector<CK_MECHANISM_TYPE> list(n);
+  if (n > 0) {
+    rv = f->C_GetMechanismList(slot, list.data(), &n);
+    if (rv != CKR_OK) return RvStatus(rv, "C_GetMechanismList");
+    list.resize(n);
+  }
+  std::map<CK_MECHANISM_TYPE, CK_MECHANISM_INFO> out;
+  for (CK_MECHANISM_TYPE m : list) {
+    CK_MECHANISM_INFO info{};
+    if (f->C_GetMechanismInfo(slot, m, &info) == CKR_OK) out.emplace(m, info);
+  }
+  return out;
+}
+
+// The combined hash-and-sign mechanism kubehsm pairs with a key type (DefaultDigestName).
+CK_MECHANISM_TYPE CombinedMechanism(KeyType t) {
+  switch (t) {
+    case KeyType::kEcP256:
+      return CKM_ECDSA_SHA256;
+    case KeyType::kEcP384:
+      return CKM_ECDSA_SHA384;
+    case KeyType::kEcP521:
+      return CKM_ECDSA_SHA512;
+    default:
+      return CKM_SHA256_RSA_PKCS;
+  }
+}
+
+// EC field size in bits, as CK_MECHANISM_INFO states EC key sizes.
+CK_ULONG EcBits(KeyType t) { return t == KeyType::kEcP384 ? 384 : t == KeyType::kEcP521 ? 521 : 256; }
+
 CK_BBOOL kTrue = CK_TRUE;
 CK_BBOOL kFalse = CK_FALSE;
 
@@ -139,6 +179,67 @@ CK_ATTRIBUTE Attr(CK_ATTRIBUTE_TYPE t, void* p, CK_ULONG n) { return CK_ATTRIBUT
 CK_ATTRIBUTE Bool(CK_ATTRIBUTE_TYPE t, bool v) { return CK_ATTRIBUTE{t, v ? &kTrue : &kFalse, sizeof(CK_BBOOL)}; }
 
 }  // namespace
+
+std::string MechanismName(CK_MECHANISM_TYPE mechanism) {
+  switch (mechanism) {
+    case CKM_RSA_PKCS_KEY_PAIR_GEN:
+      return "CKM_RSA_PKCS_KEY_PAIR_GEN";
+    case CKM_RSA_PKCS:
+      return "CKM_RSA_PKCS";
+    case CKM_SHA256_RSA_PKCS:
+      return "CKM_SHA256_RSA_PKCS";
+    case CKM_EC_KEY_PAIR_GEN:
+      return "CKM_EC_KEY_PAIR_GEN";
+    case CKM_ECDSA:
+      return "CKM_ECDSA";
+    case CKM_ECDSA_SHA256:
+      return "CKM_ECDSA_SHA256";
+    case CKM_ECDSA_SHA384:
+      return "CKM_ECDSA_SHA384";
+    case CKM_ECDSA_SHA512:
+      return "CKM_ECDSA_SHA512";
+    default: {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "mechanism 0x%08lx", static_cast<unsigned long>(mechanism));
+      return buf;
+    }
+  }
+}
+
+Result<SignCapability> Token::SignCapabilityFor(KeyType type) const {
+  auto can_sign = [&](CK_MECHANISM_TYPE m) {
+    auto it = mechanisms_.find(m);
+    return it != mechanisms_.end() && (it->second.flags & CKF_SIGN) != 0;
+  };
+  const CK_MECHANISM_TYPE combined = CombinedMechanism(type);
+  if (can_sign(combined)) return SignCapability{true, combined, MechanismName(combined)};
+  const CK_MECHANISM_TYPE raw = IsRsa(type) ? CKM_RSA_PKCS : CKM_ECDSA;
+  if (can_sign(raw)) return SignCapability{false, raw, MechanismName(raw)};
+  return FailedPrecondition("token '" + info_.label + "' cannot sign with " + std::string(KeyTypeName(type)) +
+                            " keys: it has neither " + MechanismName(combined) + " nor " + MechanismName(raw));
+}
+
+Status Token::CheckCanGenerate(KeyType type) const {
+  const CK_MECHANISM_TYPE gen = IsRsa(type) ? CKM_RSA_PKCS_KEY_PAIR_GEN : CKM_EC_KEY_PAIR_GEN;
+  const std::string what = "token '" + info_.label + "' cannot make " + std::string(KeyTypeName(type)) + " keys: ";
+  auto it = mechanisms_.find(gen);
+  if (it == mechanisms_.end() || (it->second.flags & CKF_GENERATE_KEY_PAIR) == 0) {
+    return FailedPrecondition(what + "it has no " + MechanismName(gen));
+  }
+  const CK_ULONG bits = IsRsa(type) ? static_cast<CK_ULONG>(RsaBits(type)) : EcBits(type);
+  const CK_MECHANISM_INFO& mi = it->second;
+  // Sizes of 0 mean "not stated"; some tokens state EC sizes in bytes, so only RSA bounds are
+  // enforced for EC when they look like bits.
+  const bool in_range = (mi.ulMinKeySize == 0 || bits >= mi.ulMinKeySize) &&
+                        (mi.ulMaxKeySize == 0 || bits <= mi.ulMaxKeySize || (!IsRsa(type) && mi.ulMaxKeySize < 128));
+  if (!in_range) {
+    return FailedPrecondition(what + MechanismName(gen) + " supports key sizes " + std::to_string(mi.ulMinKeySize) +
+                              ".." + std::to_string(mi.ulMaxKeySize) + " bits, not " + std::to_string(bits));
+  }
+  auto sign = SignCapabilityFor(type);
+  if (!sign.ok()) return sign.status();
+  return OkStatus();
+}
 
 Result<std::unique_ptr<Token>> Token::Open(Module& module, const TokenInfo& info, const Pin& pin,
                                            const Options& options) {
@@ -170,7 +271,12 @@ Result<std::unique_ptr<Token>> Token::Open(Module& module, const TokenInfo& info
     }
     return st;
   }
-  return std::make_unique<Token>(Private{}, module, info, s, options);
+  auto mechanisms = ReadMechanisms(f, info.slot_id);
+  if (!mechanisms.ok()) {
+    f->C_CloseSession(s);
+    return mechanisms.status().WithContext("token '" + info.label + "'");
+  }
+  return std::make_unique<Token>(Private{}, module, info, s, options, std::move(*mechanisms));
 }
 
 Token::~Token() {
@@ -394,6 +500,7 @@ Status Token::CheckLabelFreeLocked(CK_SESSION_HANDLE s, const std::string& label
 }
 
 Result<KeyInfo> Token::GenerateKeyPair(const std::string& label, KeyType type) {
+  KH_RETURN_IF_ERROR(CheckCanGenerate(type));
   std::lock_guard lock(objects_mu_);
   KH_ASSIGN_OR_RETURN(PooledSession s, Acquire());
   KH_RETURN_IF_ERROR(CheckLabelFreeLocked(s.get(), label));
@@ -405,9 +512,14 @@ Result<KeyInfo> Token::GenerateKeyPair(const std::string& label, KeyType type) {
   unsigned char exponent[] = {0x01, 0x00, 0x01};
   std::string ec_params = CurveOid(type);
 
+  // No CKA_VERIFY/CKA_ENCRYPT: tpm2-pkcs11 maps SIGN+ENCRYPT and DECRYPT+VERIFY onto the TPM
+  // key's two usage bits, so a public template with VERIFY=true and the private DECRYPT=false
+  // cannot hold there ("attr mismatch"). The public half is public; kubehsm verifies in software.
   std::vector<CK_ATTRIBUTE> pub = {
-      Bool(CKA_TOKEN, true),        Bool(CKA_PRIVATE, false), Bool(CKA_VERIFY, true),
-      Bool(CKA_ENCRYPT, false),     Bool(CKA_WRAP, false),    Attr(CKA_LABEL, lbl.data(), lbl.size()),
+      Bool(CKA_TOKEN, true),
+      Bool(CKA_PRIVATE, false),
+      Bool(CKA_WRAP, false),
+      Attr(CKA_LABEL, lbl.data(), lbl.size()),
       Attr(CKA_ID, id, sizeof(id)),
   };
   std::vector<CK_ATTRIBUTE> priv = {
@@ -434,7 +546,7 @@ Result<KeyInfo> Token::GenerateKeyPair(const std::string& label, KeyType type) {
         rv, "C_GenerateKeyPair " + std::string(KeyTypeName(type)) + " '" + label + "' on token '" + info_.label + "'");
   }
   auto info = Describe(s.get(), priv_h, pub_h);
-  if (!info.ok() || !info->non_exportable() || !info->can_sign) {
+  if (!info.ok() || !info->non_exportable(options_.require_cka_local) || !info->can_sign) {
     module_.fn()->C_DestroyObject(s.get(), priv_h);
     module_.fn()->C_DestroyObject(s.get(), pub_h);
     if (!info.ok()) return info.status();

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -40,9 +41,24 @@ struct KeyInfo {
   bool can_sign = false;
 
   bool has_private() const { return private_handle != CK_INVALID_HANDLE; }
-  // True when the private key was generated in the token and can never leave it.
-  bool non_exportable() const { return sensitive && always_sensitive && !extractable && never_extractable && local; }
+  // True when the private key can never leave the token (sensitive and never extractable since
+  // creation) and, with `require_local`, was generated in it (CKA_LOCAL).
+  bool non_exportable(bool require_local = true) const {
+    return sensitive && always_sensitive && !extractable && never_extractable && (local || !require_local);
+  }
 };
+
+// How a token signs with a key type: in one step with the combined hash-and-sign mechanism
+// (CKM_SHA256_RSA_PKCS, CKM_ECDSA_SHA256, ...), or over a digest computed outside the token with
+// the raw mechanism (CKM_RSA_PKCS over DigestInfo, CKM_ECDSA).
+struct SignCapability {
+  bool combined = true;
+  CK_MECHANISM_TYPE mechanism = CKM_SHA256_RSA_PKCS;
+  std::string mechanism_name;  // "CKM_SHA256_RSA_PKCS"
+};
+
+// The PKCS#11 name of a mechanism kubehsm uses ("CKM_ECDSA_SHA256"), or its number in hex.
+std::string MechanismName(CK_MECHANISM_TYPE mechanism);
 
 // A session borrowed from the Token's pool; returned to the pool when destroyed.
 class PooledSession;
@@ -51,6 +67,8 @@ class Token final {
  public:
   struct Options {
     std::size_t max_idle_sessions = 16;  // sessions kept open for reuse (>= signer threads)
+    // Refuse private keys whose CKA_LOCAL is false (not provably generated in the token).
+    bool require_cka_local = true;
   };
 
   // Opens `info`'s token in `module` and logs in as CKU_USER with `pin`. A token already logged in
@@ -69,11 +87,28 @@ class Token final {
 
   const TokenInfo& info() const { return info_; }
   Module& module() const { return module_; }
+  const Options& options() const { return options_; }
+
+  // The token's mechanisms with their flags and key sizes (C_GetMechanismList and
+  // C_GetMechanismInfo, read once when the token opened).
+  const std::map<CK_MECHANISM_TYPE, CK_MECHANISM_INFO>& mechanisms() const { return mechanisms_; }
+
+  // How this token signs with a `type` key: the combined mechanism when the token has it with
+  // CKF_SIGN, else the raw one. kFailedPrecondition naming both mechanisms when it has neither.
+  Result<SignCapability> SignCapabilityFor(KeyType type) const;
+
+  // OK when the token can generate a `type` key pair and sign with it: the key-pair mechanism with
+  // CKF_GENERATE_KEY_PAIR and a key size in its range (RSA modulus bits; EC field bits), and a
+  // signing mechanism. Otherwise kFailedPrecondition naming what is missing. Nothing is generated.
+  Status CheckCanGenerate(KeyType type) const;
 
   // Generates a key pair in the token: private half CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE=true,
-  // CKA_EXTRACTABLE=false, CKA_SIGN=true, DECRYPT/UNWRAP/DERIVE=false; public half VERIFY only;
-  // the same CKA_LABEL and a fresh random CKA_ID on both. kAlreadyExists when any object already
-  // has `label`. Reads the attributes back and fails if the token did not honour the template.
+  // CKA_EXTRACTABLE=false, CKA_SIGN=true, DECRYPT/UNWRAP/DERIVE=false; public half CKA_TOKEN,
+  // CKA_PRIVATE=false, CKA_WRAP=false and no usage flags of its own (a TPM derives the public
+  // half's usages from the private half's and refuses a template that disagrees); the same
+  // CKA_LABEL and a fresh random CKA_ID on both. Refuses up front (CheckCanGenerate) what the
+  // token cannot do. kAlreadyExists when any object already has `label`. Reads the attributes back
+  // and fails (destroying the pair) if the token did not honour the private template.
   Result<KeyInfo> GenerateKeyPair(const std::string& label, KeyType type);
 
   // Stores a public key (PKIX SubjectPublicKeyInfo DER) as a token object labelled `label`.
@@ -121,8 +156,13 @@ class Token final {
   struct Private {};
 
  public:
-  Token(Private, Module& module, TokenInfo info, CK_SESSION_HANDLE login_session, const Options& options)
-      : module_(module), info_(std::move(info)), login_session_(login_session), options_(options) {}
+  Token(Private, Module& module, TokenInfo info, CK_SESSION_HANDLE login_session, const Options& options,
+        std::map<CK_MECHANISM_TYPE, CK_MECHANISM_INFO> mechanisms)
+      : module_(module),
+        info_(std::move(info)),
+        login_session_(login_session),
+        options_(options),
+        mechanisms_(std::move(mechanisms)) {}
 
  private:
   // Returns a session from the pool, opening a new one when none is idle.
@@ -138,6 +178,7 @@ class Token final {
   TokenInfo info_;
   CK_SESSION_HANDLE login_session_;
   Options options_;
+  std::map<CK_MECHANISM_TYPE, CK_MECHANISM_INFO> mechanisms_;
   std::mutex pool_mu_;
   std::vector<CK_SESSION_HANDLE> idle_;
   // Serialises key creation against object searches (SoftHSM 2.6.1 races, SoftHSMv2#576).

@@ -31,6 +31,10 @@ class KeyStore {
   // kAlreadyExists when any key (private or public) already has this label.
   virtual Result<SigningKey> Create(std::string_view label, KeyType type) = 0;
 
+  // OK when Create(…, type) can work in this store; otherwise kFailedPrecondition saying what the
+  // store lacks. Creates nothing, so a multi-key operation can refuse before it starts.
+  virtual Status CheckCanCreate(KeyType type) = 0;
+
   // Stores a public key only (no private half) under `label`, for verification of tokens signed
   // before the store existed. kAlreadyExists when the label is taken.
   virtual Status ImportPublicKey(std::string_view label, std::string_view spki_der) = 0;

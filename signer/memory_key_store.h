@@ -15,6 +15,8 @@ class MemoryKeyStore final : public KeyStore {
  public:
   Result<SigningKey> Find(std::string_view label) override;
   Result<SigningKey> Create(std::string_view label, KeyType type) override;
+  // Software keys of every KeyType can be made.
+  Status CheckCanCreate(KeyType) override { return OkStatus(); }
   Status ImportPublicKey(std::string_view label, std::string_view spki_der) override;
   Result<std::vector<StoredKeyInfo>> List() override;
   Status Relabel(std::string_view from, std::string_view to) override;

@@ -38,62 +38,6 @@ JwsAlgorithm JwsAlgorithmFor(KeyType type) {
 
 bool JwsAlgorithmMatches(JwsAlgorithm alg, KeyType type) { return JwsAlgorithmFor(type) == alg; }
 
-std::size_t EcdsaRawSignatureSize(KeyType type) {
-  switch (type) {
-    case KeyType::kEcP256: return 64;
-    case KeyType::kEcP384: return 96;
-    case KeyType::kEcP521: return 132;
-    default: return 0;
-  }
-}
-
-Result<std::string> EcdsaDerToRaw(std::string_view der, KeyType type) {
-  const std::size_t size = EcdsaRawSignatureSize(type);
-  if (size == 0) return InvalidArgument("not an ECDSA key type");
-  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
-  EcdsaSigPtr sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
-  if (!sig) return OpenSslError(StatusCode::kInvalidArgument, "parsing a DER ECDSA signature");
-  if (p != reinterpret_cast<const unsigned char*>(der.data()) + der.size()) {
-    return InvalidArgument("trailing bytes after the DER ECDSA signature");
-  }
-  const BIGNUM* r = nullptr;
-  const BIGNUM* s = nullptr;
-  ECDSA_SIG_get0(sig.get(), &r, &s);
-  const int half = static_cast<int>(size / 2);
-  std::string raw(size, '\0');
-  auto* out = reinterpret_cast<unsigned char*>(raw.data());
-  if (BN_bn2binpad(r, out, half) != half || BN_bn2binpad(s, out + half, half) != half) {
-    DrainOpenSslErrors();
-    return InvalidArgument("ECDSA signature value larger than the curve size");
-  }
-  return raw;
-}
-
-Result<std::string> EcdsaRawToDer(std::string_view raw, KeyType type) {
-  const std::size_t size = EcdsaRawSignatureSize(type);
-  if (size == 0) return InvalidArgument("not an ECDSA key type");
-  if (raw.size() != size) {
-    return InvalidArgument("invalid ECDSA signature size " + std::to_string(raw.size()) + " (want " +
-                           std::to_string(size) + ")");
-  }
-  const auto* in = reinterpret_cast<const unsigned char*>(raw.data());
-  const int half = static_cast<int>(size / 2);
-  BigNumPtr r(BN_bin2bn(in, half, nullptr));
-  BigNumPtr s(BN_bin2bn(in + half, half, nullptr));
-  EcdsaSigPtr sig(ECDSA_SIG_new());
-  if (!r || !s || !sig) return OpenSslError("building an ECDSA signature");
-  if (ECDSA_SIG_set0(sig.get(), r.get(), s.get()) != 1) return OpenSslError("ECDSA_SIG_set0");
-  // ECDSA_SIG_set0 took ownership of r and s.
-  (void)r.release();
-  (void)s.release();
-  const int len = i2d_ECDSA_SIG(sig.get(), nullptr);
-  if (len <= 0) return OpenSslError("encoding an ECDSA signature");
-  std::string der(static_cast<std::size_t>(len), '\0');
-  auto* out = reinterpret_cast<unsigned char*>(der.data());
-  if (i2d_ECDSA_SIG(sig.get(), &out) != len) return OpenSslError("encoding an ECDSA signature");
-  return der;
-}
-
 std::string JwsHeaderJson(JwsAlgorithm alg, std::string_view kid) {
   // nlohmann::json sorts keys, giving alg, kid, typ; it also escapes the kid correctly.
   nlohmann::json header;

@@ -34,17 +34,10 @@ JwsAlgorithm JwsAlgorithmFor(KeyType type);
 // ESxxx only with its own curve).
 bool JwsAlgorithmMatches(JwsAlgorithm alg, KeyType type);
 
-// Byte length of a raw ECDSA r‖s signature for an EC key type (64, 96, 132); 0 for RSA.
-std::size_t EcdsaRawSignatureSize(KeyType type);
-
-// Converts a DER ECDSA-Sig-Value (what OpenSSL and SigningKey::Sign produce) to the fixed-length
-// r‖s form RFC 7518 §3.4 requires, each half left-padded with zeros. kInvalidArgument when the
-// DER is malformed, has trailing bytes, or r/s do not fit the curve size; for RSA types.
-Result<std::string> EcdsaDerToRaw(std::string_view der, KeyType type);
-
-// The reverse: raw r‖s of exactly EcdsaRawSignatureSize(type) bytes to DER. kInvalidArgument on a
-// wrong length (go-jose's "invalid signature size").
-Result<std::string> EcdsaRawToDer(std::string_view raw, KeyType type);
+// ECDSA r‖s <-> DER conversions (RFC 7518 §3.4), shared with the signer layer.
+using signer::EcdsaDerToRaw;
+using signer::EcdsaRawSignatureSize;
+using signer::EcdsaRawToDer;
 
 // The protected header kubehsm emits, exactly {"alg":"<alg>","kid":"<kid>","typ":"JWT"}, compact,
 // keys in that (alphabetical) order.

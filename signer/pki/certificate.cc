@@ -1,11 +1,15 @@
 #include "signer/pki/certificate.h"
 
+#include <openssl/asn1.h>
+#include <openssl/objects.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/openssl_error.h"
@@ -130,15 +134,47 @@ Result<X509Ptr> NewCertificate(const CertSpec& spec, const EVP_PKEY* public_key,
   return x;
 }
 
-Status Sign(X509* x, const SigningKey& key) {
-  EvpMdCtxPtr md_ctx(EVP_MD_CTX_new());
-  if (!md_ctx) return OpenSslError("EVP_MD_CTX_new");
-  // The digest follows the CA key: SHA-256 for RSA and P-256, SHA-384 for P-384 (Go's choice).
-  const std::string md(DefaultDigestName(key.type()));
-  if (EVP_DigestSignInit_ex(md_ctx.get(), nullptr, md.c_str(), key.libctx(), nullptr, key.pkey(), nullptr) != 1) {
-    return OpenSslError("initialising the certificate signature");
+// The signature AlgorithmIdentifier Go's crypto/x509 writes for the CA key: sha256WithRSAEncryption
+// with NULL parameters (RFC 4055 §5), ecdsa-with-SHA256/384/512 without parameters (RFC 5758 §3.2).
+// The digest follows the key: SHA-256 for RSA and P-256, SHA-384 for P-384, SHA-512 for P-521.
+Status SetSignatureAlgorithm(X509_ALGOR* alg, KeyType type) {
+  int nid = NID_sha256WithRSAEncryption;
+  int param_type = V_ASN1_NULL;
+  if (!IsRsa(type)) {
+    param_type = V_ASN1_UNDEF;
+    nid = type == KeyType::kEcP384 ? NID_ecdsa_with_SHA384
+          : type == KeyType::kEcP521 ? NID_ecdsa_with_SHA512
+                                     : NID_ecdsa_with_SHA256;
   }
-  if (X509_sign_ctx(x, md_ctx.get()) <= 0) return OpenSslError("signing the certificate");
+  if (X509_ALGOR_set0(alg, OBJ_nid2obj(nid), param_type, nullptr) != 1) return OpenSslError("X509_ALGOR_set0");
+  return OkStatus();
+}
+
+// Signs the TBSCertificate with key.Sign (which verifies the token's signature before returning
+// it) and stores the signature. Signing the encoded TBS ourselves, rather than X509_sign_ctx on the
+// provider key, lets one code path serve tokens that hash-and-sign and tokens that only sign a
+// digest.
+Status Sign(X509* x, const SigningKey& key) {
+  const ASN1_BIT_STRING* signature = nullptr;
+  const X509_ALGOR* outer_alg = nullptr;
+  X509_get0_signature(&signature, &outer_alg, x);
+  // X509 exposes its algorithm identifiers and signature as const; they are owned by `x`, which is
+  // being built here and is not shared.
+  KH_RETURN_IF_ERROR(SetSignatureAlgorithm(const_cast<X509_ALGOR*>(X509_get0_tbs_sigalg(x)), key.type()));
+  KH_RETURN_IF_ERROR(SetSignatureAlgorithm(const_cast<X509_ALGOR*>(outer_alg), key.type()));
+  unsigned char* tbs = nullptr;
+  const int tbs_len = i2d_re_X509_tbs(x, &tbs);
+  if (tbs_len <= 0) return OpenSslError("encoding the TBSCertificate");
+  const OpenSslBufferPtr tbs_owner(tbs);
+  KH_ASSIGN_OR_RETURN(std::string sig,
+                      key.Sign(std::string_view(reinterpret_cast<const char*>(tbs), static_cast<size_t>(tbs_len))));
+  auto* bits = const_cast<ASN1_BIT_STRING*>(signature);
+  if (ASN1_BIT_STRING_set(bits, reinterpret_cast<unsigned char*>(sig.data()), static_cast<int>(sig.size())) != 1) {
+    return OpenSslError("storing the certificate signature");
+  }
+  // A signature is a whole number of bytes: zero unused bits, stated explicitly (X.690 §8.6.2.2).
+  bits->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07L);
+  bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
   return OkStatus();
 }
 

@@ -62,6 +62,37 @@ TEST_F(KeysCliTest, GenerateListAndExportPublicKeyForEveryType) {
   EXPECT_EQ(stdout_pem.out.rfind("-----BEGIN PUBLIC KEY-----\n", 0), 0u);
 }
 
+// token check: probes each key type through the real paths (generate, sign, verify, destroy),
+// leaves no key behind, and gives a verdict; JSON output parses.
+TEST_F(KeysCliTest, TokenCheckProbesKeyTypesAndLeavesNoKeys) {
+  auto r = Kubehsm({"token", "check", "--type", "RSA-2048", "--type", "ECDSA-P256"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("PIN length: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CKM_RSA_PKCS_KEY_PAIR_GEN"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("rsa-2048    supported     via CKM_SHA256_RSA_PKCS"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ecdsa-p256  supported     via CKM_ECDSA"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("init, certs, sign-csr:  supported"), std::string::npos) << r.out;
+  auto list = Kubehsm({"keys", "list", "-o", "json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_EQ(list.out.find("kubehsm-check"), std::string::npos) << list.out;
+
+  auto j = Kubehsm({"token", "check", "--type", "ECDSA-P384", "--encryption-algorithm", "ECDSA-P384", "-o", "json"});
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  auto parsed = RunProcess({"/usr/bin/python3", "-c",
+                            "import json,sys; d=json.load(sys.stdin); "
+                            "print(d['init']['supported'], d['probes'][0]['type'], d['probes'][0]['supported'])"},
+                           {}, j.out);
+  ASSERT_EQ(parsed.exit_code, 0) << parsed.err << j.out;
+  EXPECT_EQ(parsed.out, "True ecdsa-p384 True\n");
+}
+
+TEST_F(KeysCliTest, TokenCheckAndInitArgsRefuseBadInput) {
+  EXPECT_EQ(Kubehsm({"token", "check", "--type", "ed25519"}).exit_code, 1);
+  auto r = Kubehsm({"--module-init-args", "pin=1234", "token", "check"});
+  EXPECT_EQ(r.exit_code, 2);
+  ExpectOneErrorLine(r, "PINs come only from a PIN source");
+}
+
 TEST_F(KeysCliTest, DuplicateLabelFailsWithOneLine) {
   ASSERT_EQ(Kubehsm({"keys", "generate", "--label", "ca", "--type", "ecdsa-p256"}).exit_code, 0);
   auto r = Kubehsm({"keys", "generate", "--label", "ca", "--type", "ecdsa-p256"});

@@ -2,6 +2,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -277,6 +278,86 @@ TEST_F(TokenTest, ConcurrentRawSigningFromEightThreadsGivesOnlyValidSignatures) 
   for (auto& th : threads) th.join();
   EXPECT_EQ(bad.load(), 0);
   EXPECT_EQ(good.load(), 200);
+}
+
+// The token's mechanisms are read at open; SoftHSM has the combined mechanisms, so signing goes
+// through pkcs11-provider in one step.
+TEST_F(TokenTest, ReadsMechanismsAndPrefersCombinedHashAndSign) {
+  const auto& mechs = hsm_->token().mechanisms();
+  ASSERT_TRUE(mechs.count(CKM_SHA256_RSA_PKCS) == 1);
+  EXPECT_NE(mechs.at(CKM_SHA256_RSA_PKCS).flags & CKF_SIGN, 0u);
+  auto rsa = hsm_->token().SignCapabilityFor(KeyType::kRsa2048);
+  ASSERT_TRUE(rsa.ok()) << rsa.status().message();
+  EXPECT_TRUE(rsa->combined);
+  EXPECT_EQ(rsa->mechanism_name, "CKM_SHA256_RSA_PKCS");
+  // SoftHSM 2.6.1 lists CKM_ECDSA but no CKM_ECDSA_SHA384: EC keys sign over the raw mechanism.
+  auto ec = hsm_->token().SignCapabilityFor(KeyType::kEcP384);
+  ASSERT_TRUE(ec.ok()) << ec.status().message();
+  if (mechs.count(CKM_ECDSA_SHA384) == 1 && (mechs.at(CKM_ECDSA_SHA384).flags & CKF_SIGN) != 0) {
+    EXPECT_EQ(ec->mechanism_name, "CKM_ECDSA_SHA384");
+  } else {
+    EXPECT_FALSE(ec->combined);
+    EXPECT_EQ(ec->mechanism_name, "CKM_ECDSA");
+  }
+  EXPECT_TRUE(hsm_->token().CheckCanGenerate(KeyType::kRsa4096).ok());
+}
+
+// The raw-mechanism path on a real token: kubehsm hashes, the token signs the digest (CKM_RSA_PKCS
+// over DigestInfo / CKM_ECDSA), SigningKey checks the result and returns DER for EC. An
+// independent verifier (openssl dgst) accepts it.
+TEST_P(KeyTypeTokenTest, SigningKeyOverTheRawMechanismVerifiesWithOpenSslCli) {
+  const KeyType type = GetParam();
+  auto key = hsm_->token().GenerateKeyPair("raw-path", type);
+  ASSERT_TRUE(key.ok()) << key.status().message();
+  auto pkey = hsm_->LoadPrivateKey(*key);
+  ASSERT_TRUE(pkey.ok()) << pkey.status().message();
+  signer::SigningKey::Options options;
+  Token& token = hsm_->token();
+  const KeyInfo info = *key;
+  options.digest_signer = [&token, info](std::string_view md, std::string_view digest) {
+    return token.SignDigest(info, md, digest);
+  };
+  auto signing = signer::SigningKey::Create(std::move(*pkey), hsm_->bridge().libctx(), std::move(options));
+  ASSERT_TRUE(signing.ok()) << signing.status().message();
+  const std::string message = "signed over the raw mechanism";
+  auto sig = signing->Sign(message);
+  ASSERT_TRUE(sig.ok()) << sig.status().message();
+  TempDir dir;
+  WriteTestFile(dir.path() / "pub.pem", PublicPem(*key));
+  WriteTestFile(dir.path() / "msg", message);
+  WriteTestFile(dir.path() / "sig", *sig);
+  const std::string md = DefaultDigestName(type) == "SHA256"   ? "-sha256"
+                         : DefaultDigestName(type) == "SHA384" ? "-sha384"
+                                                               : "-sha512";
+  auto ok = RunProcess({"openssl", "dgst", md, "-verify", (dir.path() / "pub.pem").string(), "-signature",
+                        (dir.path() / "sig").string(), (dir.path() / "msg").string()});
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+}
+
+// The public half is created without usage flags of its own (a TPM refuses CKA_VERIFY=true beside a
+// private half with CKA_DECRYPT=false); the private half keeps every strict attribute.
+TEST_F(TokenTest, PublicTemplateCarriesNoUsageFlagsPrivateStaysStrict) {
+  auto key = hsm_->token().GenerateKeyPair("tmpl", KeyType::kEcP256);
+  ASSERT_TRUE(key.ok()) << key.status().message();
+  EXPECT_TRUE(key->non_exportable());
+  EXPECT_TRUE(key->can_sign);
+  auto decrypt = hsm_->token().GetAttribute(key->private_handle, CKA_DECRYPT);
+  ASSERT_TRUE(decrypt.ok());
+  EXPECT_EQ(*decrypt, std::string(1, '\0'));
+  auto exportable = hsm_->token().GetAttribute(key->private_handle, CKA_VALUE);
+  EXPECT_EQ(exportable.status().code(), StatusCode::kPermissionDenied);
+}
+
+// Arguments for C_Initialize that look like they carry a secret are refused before the module loads.
+TEST(ModuleInitArgsTest, SecretsAreRefusedOtherValuesAccepted) {
+  EXPECT_TRUE(CheckModuleInitArgs("configdir='sql:/tmp/x' certPrefix='' keyPrefix='' secmod='secmod.db' flags=").ok());
+  for (const char* bad : {"pin=1234", "configdir='x' PASSWORD=abc", "passphrase=x", "x\ny", "secret=1"}) {
+    Status s = CheckModuleInitArgs(bad);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
+  }
+  auto m = Module::Load("/usr/lib/softhsm/libsofthsm2.so", "userpin=1234");
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("PINs come only from a PIN source"), std::string::npos) << m.status().message();
 }
 
 // One wrong PIN is one clear error; the token is not locked by it (the right PIN still works).

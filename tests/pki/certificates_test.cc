@@ -1,6 +1,8 @@
 // Table-driven checks of every certificate `init` issues, field by field and byte by byte against
 // kubeadm's profiles (spec kubeadm-pki.md §1, §2, §4, §8), for each CA key type; plus an
 // independent verifier (`openssl verify`) with the right and a wrong CA.
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
@@ -9,6 +11,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -309,6 +312,98 @@ TEST(CertificateBuilderTest, SeveralOrganizationsShareOneRdn) {
   EXPECT_EQ(Hex(got), Hex(ExpectedName("user_1", spec.organizations)));
   EXPECT_EQ(X509_NAME_entry_count(name->get()), 4);
 }
+
+// A key that signs through a digest signer (a token without the combined mechanism) yields the same
+// certificate encoding as EVP signing, and a signature that does not verify is never embedded.
+SigningKey DigestSigningKey(const SigningKey& soft, bool corrupt) {
+  EVP_PKEY_up_ref(soft.pkey());
+  EvpPkeyPtr pkey(soft.pkey());
+  SigningKey::Options options;
+  options.origin = "key 'test-ca' in token 't' (CKM_RSA_PKCS)";
+  EVP_PKEY* raw = soft.pkey();
+  const KeyType type = soft.type();
+  options.digest_signer = [raw, type, corrupt](std::string_view digest_name,
+                                               std::string_view digest) -> Result<std::string> {
+    EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new(raw, nullptr));
+    if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1) return Internal("init");
+    if (IsRsa(type) && (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1 ||
+                        EVP_PKEY_CTX_set_signature_md(
+                            ctx.get(), EVP_get_digestbyname(std::string(digest_name).c_str())) != 1)) {
+      return Internal("params");
+    }
+    size_t len = 1024;
+    std::string sig(len, '\0');
+    if (EVP_PKEY_sign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
+                      reinterpret_cast<const unsigned char*>(digest.data()), digest.size()) != 1) {
+      return Internal("sign");
+    }
+    sig.resize(len);
+    if (!IsRsa(type)) {
+      auto r = EcdsaDerToRaw(sig, type);
+      if (!r.ok()) return r.status();
+      sig = *r;
+    }
+    if (corrupt) sig[sig.size() / 2] ^= 0x01;
+    return sig;
+  };
+  auto key = SigningKey::Create(std::move(pkey), nullptr, std::move(options));
+  EXPECT_TRUE(key.ok()) << key.status().message();
+  return std::move(*key);
+}
+
+class DigestSignerCertificateTest : public ::testing::TestWithParam<KeyType> {};
+
+TEST_P(DigestSignerCertificateTest, SameEncodingAsEvpSigningAndVerifies) {
+  auto soft = SigningKey::GenerateSoftware(GetParam());
+  ASSERT_TRUE(soft.ok());
+  const SigningKey token_like = DigestSigningKey(*soft, false);
+  const Validity v{kNow, kNow + std::chrono::hours(24)};
+  auto via_evp = SelfSignCa(*soft, CaSpec(GetCaProfile(CaId::kCa)), v);
+  auto via_digest = SelfSignCa(token_like, CaSpec(GetCaProfile(CaId::kCa)), v);
+  ASSERT_TRUE(via_evp.ok() && via_digest.ok()) << via_digest.status().message();
+  EXPECT_EQ(X509_verify(via_digest->get(), soft->public_key()), 1);
+  // Same AlgorithmIdentifier bytes (inner and outer) as OpenSSL's own X509_sign path.
+  const X509_ALGOR* a1 = nullptr;
+  const X509_ALGOR* a2 = nullptr;
+  X509_get0_signature(nullptr, &a1, via_evp->get());
+  X509_get0_signature(nullptr, &a2, via_digest->get());
+  unsigned char* d1 = nullptr;
+  unsigned char* d2 = nullptr;
+  const int l1 = i2d_X509_ALGOR(a1, &d1);
+  const int l2 = i2d_X509_ALGOR(a2, &d2);
+  const std::string e1(reinterpret_cast<char*>(d1), static_cast<size_t>(l1));
+  const std::string e2(reinterpret_cast<char*>(d2), static_cast<size_t>(l2));
+  OPENSSL_free(d1);
+  OPENSSL_free(d2);
+  EXPECT_EQ(Hex(e1), Hex(e2));
+  EXPECT_EQ(X509_ALGOR_cmp(a2, X509_get0_tbs_sigalg(via_digest->get())), 0);
+  // And the independent verifier agrees.
+  TempDir dir;
+  const auto path = dir.path() / "ca.crt";
+  auto pem = CertificateToPem(via_digest->get());
+  ASSERT_TRUE(pem.ok());
+  ASSERT_TRUE(WriteFileAtomic(path, *pem, 0644).ok());
+  auto r = RunProcess({"openssl", "verify", "-attime", kAtTime, "-CAfile", path.string(), path.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+}
+
+TEST_P(DigestSignerCertificateTest, TokenReturningABadSignatureYieldsNoCertificate) {
+  auto soft = SigningKey::GenerateSoftware(GetParam());
+  ASSERT_TRUE(soft.ok());
+  const SigningKey broken = DigestSigningKey(*soft, true);
+  auto cert = SelfSignCa(broken, CaSpec(GetCaProfile(CaId::kCa)), {kNow, kNow + std::chrono::hours(24)});
+  ASSERT_FALSE(cert.ok());
+  EXPECT_EQ(cert.status().code(), StatusCode::kInternal);
+  EXPECT_NE(cert.status().message().find("key 'test-ca' in token 't'"), std::string::npos) << cert.status().message();
+}
+
+INSTANTIATE_TEST_SUITE_P(KeyTypes, DigestSignerCertificateTest,
+                         ::testing::Values(KeyType::kRsa2048, KeyType::kEcP256, KeyType::kEcP384),
+                         [](const auto& test_info) {
+                           std::string n(KeyTypeName(test_info.param));
+                           for (auto& c : n) c = c == '-' ? '_' : c;
+                           return n;
+                         });
 
 TEST(CertificateBuilderTest, TimesFrom2050AreGeneralizedTime) {
   auto key = SigningKey::GenerateSoftware(KeyType::kEcP256);
