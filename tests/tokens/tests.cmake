@@ -11,7 +11,7 @@ target_link_libraries(kubehsm_serve_probe PRIVATE kubehsm::settings kubehsm_serv
 set(_kubehsm_module_cases
   softhsm:refusals softhsm:pki-rsa2048 softhsm:pki-ecdsa-p256 softhsm:sa-serve softhsm:interop
   tpm2:refusals tpm2:pki-rsa2048 tpm2:pki-ecdsa-p256 tpm2:sa-serve tpm2:interop
-  opencryptoki:refusals opencryptoki:pki-rsa2048 opencryptoki:sa-serve opencryptoki:interop
+  opencryptoki:refusals opencryptoki:pki-rsa2048 opencryptoki:pki-ecdsa-p256 opencryptoki:sa-serve opencryptoki:interop
   nss:refusals nss:pki-rsa2048 nss:pki-ecdsa-p256 nss:sa-serve nss:interop)
 foreach(_case IN LISTS _kubehsm_module_cases)
   string(REPLACE ":" ";" _parts ${_case})
