@@ -258,7 +258,7 @@ int Main(int argc, char** argv) {
   Args args(argv + 1, argv + argc);
   // Split "[global options] COMMAND [rest]".
   static const std::map<std::string, bool> kGlobalTakesValue = {{"--hsm-config", true}, {"--module", true},
-                                                                {"--token", true},      {"--pin-source", true}, {"--state-dir", true},
+                                                                {"--token", true},      {"--pin-source", true}, {"--state-dir", true}, {"--module-init-args", true},
                                                                 {"--verbose", false},   {"-v", false}};
   Args global_args;
   std::size_t i = 0;
