@@ -140,6 +140,13 @@ int AuditVerify(Context& ctx, const Args& args) {
   ledger::AuditLog log = vm.count("log") != 0 ? ledger::AuditLog(vm["log"].as<std::string>()) : ctx.Audit();
   auto v = log.Verify();
   if (!v.ok()) return ctx.Fail(v.status());
+  // Every certificate in the ledger must have its audit record (the default log only: --log may
+  // name another state's log).
+  if (vm.count("log") == 0) {
+    auto l = ctx.Ledger();
+    if (!l.ok()) return ctx.Fail(l.status());
+    if (Status s = ledger::CheckLedgerAudited(**l, v->certificate_serials); !s.ok()) return ctx.Fail(s);
+  }
   ctx.out() << "audit log " << log.path().string() << ": " << v->records << " record(s), chain intact, head "
             << v->head_hash << "\n";
   return kExitOk;

@@ -28,11 +28,19 @@ struct TokenInfo {
   std::string Uri() const;
 };
 
+// Checks that nobody but root and the running user can change what loading `path` runs: the
+// directory holding the name, the file it resolves to (symlinks followed) and that file's
+// directory must be owned by root or the effective user and writable neither by others nor by a
+// group other than root's. kPermissionDenied naming the offending path and why; kNotFound when
+// the module does not exist.
+Status CheckModuleFileTrusted(const std::string& path);
+
 class Module final {
  public:
   // Loads the module at `path` and initializes it with CKF_OS_LOCKING_OK. A module that another
   // user in this process (pkcs11-provider) already initialized is accepted. Fails with kNotFound
-  // when the file does not exist, kInvalidArgument when it is not a PKCS#11 module.
+  // when the file does not exist, kPermissionDenied when CheckModuleFileTrusted refuses it (before
+  // dlopen), kInvalidArgument when it is not a PKCS#11 module.
   static Result<std::unique_ptr<Module>> Load(const std::string& path);
 
   Module(const Module&) = delete;  // owns the dlopen handle and the C_Initialize
