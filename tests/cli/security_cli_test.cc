@@ -228,8 +228,8 @@ TEST_F(SecurityCliTest, EveryServiceAccountKeyChangeAndTokenIsAudited) {
   for (const auto& k : nlohmann::json::parse(Kubehsm({"sa", "list", "-o", "json"}).out)) {
     if (k["state"] == "next") third = k["kid"];
   }
-  ASSERT_EQ(Kubehsm({"sa", "retire", third}).exit_code, 0);
-  ASSERT_EQ(Kubehsm({"sa", "remove", "--force", first}).exit_code, 0);
+  ASSERT_EQ(Kubehsm({"sa", "retire", "--key=" + third}).exit_code, 0);
+  ASSERT_EQ(Kubehsm({"sa", "remove", "--force", "--key=" + first}).exit_code, 0);
   auto sign = Kubehsm({"sa", "sign", "--issuer", "https://k", "--namespace", "kube-system", "--service-account",
                        "x", "--uid", "00000000-0000-0000-0000-000000000001"});
   ASSERT_EQ(sign.exit_code, 0) << sign.err;
