@@ -149,6 +149,11 @@ int AuditVerify(Context& ctx, const Args& args) {
   }
   ctx.out() << "audit log " << log.path().string() << ": " << v->records << " record(s), chain intact, head "
             << v->head_hash << "\n";
+  if (v->beyond_head > 0) {
+    ctx.out() << "note: the last record (" << v->records << ") is beyond the head file's record ("
+              << v->records - v->beyond_head << "): a writer died between its two writes, or it was appended "
+              << "without updating the head; the next record re-anchors the head\n";
+  }
   return kExitOk;
 }
 

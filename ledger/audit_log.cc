@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -216,12 +217,13 @@ Result<AuditLog::VerifyResult> AuditLog::Verify() const {
   int64_t head_seq = 0;
   std::string head_hash;
   if (head_in >> head_seq >> head_hash) {
-    if (result.records > head_seq) {
+    result.beyond_head = std::max<int64_t>(result.records - head_seq, 0);
+    if (result.records > head_seq + 1) {
       return FailedPrecondition("audit: " + std::to_string(result.records - head_seq) +
                                 " record(s) beyond the head (records " + std::to_string(head_seq + 1) + " to " +
                                 std::to_string(result.records) + "; the head file says " + std::to_string(head_seq) +
-                                "): appended without updating the head (forged, or a writer died between the "
-                                "two writes)");
+                                "): appended without updating the head (a crash leaves at most one: forged "
+                                "or appended by hand)");
     }
     if (result.records < head_seq) {
       return FailedPrecondition("audit: truncated after record " + std::to_string(result.records) + "; record " +

@@ -43,10 +43,15 @@ class AuditLog final {
     // Serials (upper-case hex) named by the cert-issue / cert-renew records, for the ledger
     // cross-check (ledger/ledger.h CheckLedgerAudited).
     std::set<std::string> certificate_serials;
+    // Records after the head file's record. One is what a writer killed between its two writes
+    // (log, then head) leaves behind until the next append re-anchors the head: reported, not
+    // an error. More than one cannot come from a crash and fails Verify.
+    int64_t beyond_head = 0;
   };
   // Verifies the whole chain and the head anchor. On failure the message names the first bad
   // record ("record 17 (line 17): hash mismatch", "record 5 missing", "truncated after record 9",
   // "2 record(s) beyond the head (records 8 to 9) ...", ...), code kFailedPrecondition.
+  // A single record beyond the head is not a failure (see VerifyResult::beyond_head).
   Result<VerifyResult> Verify() const;
 
   const std::filesystem::path& path() const { return path_; }

@@ -201,6 +201,10 @@ Result<std::vector<SaKeyInfo>> ListPublishedSaKeys(signer::KeyStore& store, int6
   return keys;
 }
 
+Result<std::vector<SaKeyInfo>> ListPublishedSaKeys(signer::KeyStore& store) {
+  return ListPublishedSaKeys(store, Now());
+}
+
 Result<std::vector<PublishedKey>> PublishedSaKeys(signer::KeyStore& store, int64_t now) {
   KH_ASSIGN_OR_RETURN(std::vector<SaKeyInfo> keys, ListPublishedSaKeys(store, now));
   std::vector<PublishedKey> out;

@@ -113,6 +113,8 @@ Result<std::vector<SaKeyInfo>> ListSaKeys(signer::KeyStore& store);
 // ListSaKeys order. The daemon lists with this (not ListSaKeys), so an imported key's expiry
 // also changes its label fingerprint and is noticed by the next poll.
 Result<std::vector<SaKeyInfo>> ListPublishedSaKeys(signer::KeyStore& store, int64_t now);
+// Same at the current time.
+Result<std::vector<SaKeyInfo>> ListPublishedSaKeys(signer::KeyStore& store);
 
 // ListPublishedSaKeys as kid + SPKI pairs.
 Result<std::vector<PublishedKey>> PublishedSaKeys(signer::KeyStore& store, int64_t now);
