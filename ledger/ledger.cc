@@ -276,16 +276,16 @@ Result<IssuanceRecord> Ledger::IssueInTransaction(const std::function<Result<Iss
     KH_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     auto record = issue();
     if (!record.ok()) {
-      Exec("ROLLBACK");
+      (void)Exec("ROLLBACK");
       return record.status();
     }
     Status s = Insert(*record);
     if (s.code() == StatusCode::kAlreadyExists) {
-      Exec("ROLLBACK");
+      (void)Exec("ROLLBACK");
       continue;  // fresh serial on the next attempt
     }
     if (!s.ok()) {
-      Exec("ROLLBACK");
+      (void)Exec("ROLLBACK");
       return s;
     }
     if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
