@@ -1,6 +1,11 @@
 #include "cli/cli.h"
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -77,9 +82,48 @@ Result<std::string> FindConfigFile(const std::string& explicit_path) {
   return std::string();
 }
 
+// Why `st` may have been written by someone other than root or the running user ("" if not).
+std::string WritableByOthers(const struct stat& st) {
+  char mode[8];
+  std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
+    return "is owned by uid " + std::to_string(st.st_uid) + ", not root or the running user";
+  }
+  if ((st.st_mode & S_IWOTH) != 0) return std::string("is world-writable (mode ") + mode + ")";
+  if ((st.st_mode & S_IWGRP) != 0 && st.st_gid != 0) {
+    return "is writable by group " + std::to_string(st.st_gid) + " (mode " + mode + ")";
+  }
+  return "";
+}
+
+// The config file names the module kubehsm dlopens, so whoever can write it runs code as us: it
+// must be owned by root or the running user and not writable by others, and so must its
+// directory unless that is sticky (/tmp-like: others cannot replace our file there). /dev/null
+// (an empty config) is accepted.
+Status CheckConfigFileTrusted(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return PermissionDenied("cannot stat config file " + path);
+  if (S_ISCHR(st.st_mode) && st.st_uid == 0 && st.st_rdev == makedev(1, 3)) return OkStatus();  // /dev/null
+  if (!S_ISREG(st.st_mode)) return PermissionDenied("config file " + path + " is not a regular file");
+  if (std::string why = WritableByOthers(st); !why.empty()) {
+    return PermissionDenied("refusing config file " + path + ": it " + why +
+                            " (it names the PKCS#11 module to load; chown/chmod go-w it)");
+  }
+  const fs::path dir = fs::absolute(path).parent_path();
+  struct stat dst {};
+  if (::stat(dir.c_str(), &dst) != 0) return PermissionDenied("cannot stat the directory of config file " + path);
+  if ((dst.st_mode & S_ISVTX) == 0) {
+    if (std::string why = WritableByOthers(dst); !why.empty()) {
+      return PermissionDenied("refusing config file " + path + ": its directory " + dir.string() + " " + why);
+    }
+  }
+  return OkStatus();
+}
+
 // Reads `module`, `token`, `pin-source`, `state-dir` and `module-env` from a kubehsm config file
-// (INI "key = value"; `module-env` may repeat).
+// (INI "key = value"; `module-env` may repeat) after CheckConfigFileTrusted.
 Status ReadConfigFile(const std::string& path, GlobalOptions& g) {
+  KH_RETURN_IF_ERROR(CheckConfigFileTrusted(path));
   std::ifstream in(path);
   if (!in) return PermissionDenied("cannot read config file " + path);
   po::options_description d;
@@ -174,12 +218,36 @@ Result<signer::KeyStore*> Context::KeyStore() {
   return &session_->store();
 }
 
+namespace {
+
+// Creates the state directory if needed and checks it and the audit log's files.
+Status PrepareStateDir(const std::string& dir) {
+  KH_RETURN_IF_ERROR(EnsureDirectory(dir, 0700));
+  KH_RETURN_IF_ERROR(ledger::CheckStateDirectory(dir));
+  for (const char* name : {"audit.log", "audit.log.head"}) {
+    KH_RETURN_IF_ERROR(ledger::CheckStateFile(fs::path(dir) / name));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
 Result<ledger::Ledger*> Context::Ledger() {
   if (!ledger_) {
-    KH_RETURN_IF_ERROR(EnsureDirectory(globals_.state_dir, 0700));
+    KH_RETURN_IF_ERROR(PrepareStateDir(globals_.state_dir));
     KH_ASSIGN_OR_RETURN(ledger_, ledger::Ledger::Open(fs::path(globals_.state_dir) / "ledger.db"));
   }
   return ledger_.get();
+}
+
+Status Context::CheckAudit() {
+  KH_RETURN_IF_ERROR(PrepareStateDir(globals_.state_dir));
+  return Audit().CheckAppendable();
+}
+
+Status Context::AppendAudit(const std::string& event, const std::map<std::string, std::string>& fields) {
+  KH_RETURN_IF_ERROR(PrepareStateDir(globals_.state_dir));
+  return Audit().Append(event, fields).WithContext("audit record '" + event + "' not written");
 }
 
 ledger::AuditLog& Context::Audit() {
@@ -188,7 +256,7 @@ ledger::AuditLog& Context::Audit() {
 }
 
 void Context::AuditEvent(const std::string& event, const std::map<std::string, std::string>& fields) {
-  Status s = EnsureDirectory(globals_.state_dir, 0700);
+  Status s = PrepareStateDir(globals_.state_dir);
   if (s.ok()) s = Audit().Append(event, fields);
   if (!s.ok()) err_ << "kubehsm: warning: audit record '" << event << "' not written: " << s.message() << "\n";
 }

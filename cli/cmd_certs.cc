@@ -102,7 +102,9 @@ int CertsRenew(Context& ctx, const Args& args) {
   po::options_description d("kubehsm certs renew options");
   d.add_options()("cert-dir", po::value<std::string>()->default_value("/etc/kubernetes/pki"), "certificate directory")(
       "kubeconfig-dir", po::value<std::string>()->default_value("/etc/kubernetes"), "kubeconfig directory")(
-      "config", po::value<std::string>(), "kubeadm configuration file (validity period, key algorithm)")(
+      "config", po::value<std::string>(),
+      "the cluster's kubeadm configuration: each certificate's subject and SANs must equal what its profile "
+      "yields for it (also validity period, key algorithm)")(
       "name", po::value<std::vector<std::string>>(), "all | certificate name (positional)");
   po::positional_options_description pos;
   pos.add("name", -1);
@@ -110,7 +112,9 @@ int CertsRenew(Context& ctx, const Args& args) {
   int code = 0;
   std::string names_help;
   for (const auto& n : signer::pki::RenewableNames()) names_help += "\n  " + n;
-  if (!ParseArgs(ctx, "kubehsm certs renew all|NAME... [--cert-dir DIR] [--kubeconfig-dir DIR]\n\nNames: all" +
+  if (!ParseArgs(ctx, "kubehsm certs renew all|NAME... [--cert-dir DIR] [--kubeconfig-dir DIR] [--config FILE]\n\n"
+                          "Re-issues certificates this CA issued (signature checked against the CA and serial "
+                          "in the ledger) from their kubeadm profile; any other certificate is refused.\n\nNames: all" +
                           names_help,
                  d, &pos, args, vm, code)) {
     return code;
@@ -143,7 +147,12 @@ int CertsRenew(Context& ctx, const Args& args) {
   auto recorder = LedgerRecorder(ctx);
   if (!recorder.ok()) return ctx.Fail(recorder.status());
   options.record = *recorder;
-  auto r = signer::pki::RenewCertificates(**store, names, options);
+  auto ledger = ctx.Ledger();
+  if (!ledger.ok()) return ctx.Fail(ledger.status());
+  signer::pki::RenewOptions renew;
+  renew.config_given = vm.count("config") != 0;
+  renew.issued = LedgerIssuedCheck(**ledger);
+  auto r = signer::pki::RenewCertificates(**store, names, options, renew);
   if (!r.ok()) return ctx.Fail(r.status());
   return kExitOk;
 }

@@ -142,8 +142,20 @@ int AuditVerify(Context& ctx, const Args& args) {
   ledger::AuditLog log = vm.count("log") != 0 ? ledger::AuditLog(vm["log"].as<std::string>()) : ctx.Audit();
   auto v = log.Verify();
   if (!v.ok()) return ctx.Fail(v.status());
+  // Every certificate in the ledger must have its audit record (the default log only: --log may
+  // name another state's log).
+  if (vm.count("log") == 0) {
+    auto l = ctx.Ledger();
+    if (!l.ok()) return ctx.Fail(l.status());
+    if (Status s = ledger::CheckLedgerAudited(**l, v->certificate_serials); !s.ok()) return ctx.Fail(s);
+  }
   ctx.out() << "audit log " << log.path().string() << ": " << v->records << " record(s), chain intact, head "
             << v->head_hash << "\n";
+  if (v->beyond_head > 0) {
+    ctx.out() << "note: the last record (" << v->records << ") is beyond the head file's record ("
+              << v->records - v->beyond_head << "): a writer died between its two writes, or it was appended "
+              << "without updating the head; the next record re-anchors the head\n";
+  }
   return kExitOk;
 }
 

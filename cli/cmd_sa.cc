@@ -8,6 +8,7 @@
 #include <iomanip>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -109,6 +110,41 @@ std::string Opt(const po::variables_map& vm, const char* name) {
 
 Result<signer::KeyStore*> Store(Context& ctx) { return ctx.KeyStore(); }
 
+// The audit record of a service-account key change: kid, key source, state, type and label
+// (the record itself carries the time and the uid), plus `extra`.
+Status AuditSaKey(Context& ctx, const std::string& event, const jwt::SaKeyInfo& key,
+                  std::map<std::string, std::string> extra = {}) {
+  extra["kid"] = key.kid.empty() ? key.label : key.kid;
+  extra["source"] = key.imported ? "imported-public-key" : "generated-in-token";
+  extra["state"] = std::string(jwt::SaKeyStateName(key.state));
+  extra["type"] = std::string(KeyTypeName(key.type));
+  extra["label"] = key.label;
+  if (key.imported) extra["until"] = key.until > 0 ? Rfc3339(key.until) : "none";
+  return ctx.AppendAudit(event, extra);
+}
+
+// Fails a command whose key change happened but could not be audited.
+int FailUnaudited(Context& ctx, const std::string& done, const Status& audit) {
+  return ctx.Fail(Status(audit.code(), done + ", but " + audit.message()));
+}
+
+// Notes on stderr which published keys are imported public keys (and which are no longer
+// published), so whoever hands a JWKS out sees keys that were generated outside the token.
+void NoteImportedKeys(Context& ctx, signer::KeyStore& store, int64_t now) {
+  auto keys = jwt::ListSaKeys(store);
+  if (!keys.ok()) return;
+  for (const auto& k : *keys) {
+    if (!k.imported) continue;
+    const bool published = jwt::SaKeyPublishable(k, now);
+    ctx.err() << "kubehsm: note: " << k.kid << " is an imported public key (generated outside the token), "
+              << (published ? (k.until > 0 ? "published until " + Rfc3339(k.until)
+                                           : std::string("published without expiry (imported before expiries "
+                                                         "were required; remove it when its tokens have expired)"))
+                            : "not published: its publication ended " + Rfc3339(k.until))
+              << "\n";
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // sa sign
 
@@ -191,8 +227,24 @@ int SaSign(Context& ctx, const Args& args) {
   if (!store.ok()) return ctx.Fail(store.status());
   auto active = jwt::FindActiveSaKey(**store);
   if (!active.ok()) return ctx.Fail(active.status());
+  // The token is handed out only once its audit record is durable.
+  if (Status s = ctx.CheckAudit(); !s.ok()) return ctx.Fail(s);
   auto token = jwt::SignCompact(active->key, active->kid, claims);
   if (!token.ok()) return ctx.Fail(token.status().WithContext("signing the token"));
+  std::map<std::string, std::string> fields = {{"kid", active->kid}, {"source", "generated-in-token"}};
+  const auto parsed = nlohmann::json::parse(claims, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_object()) {
+    for (const char* name : {"iss", "sub", "jti"}) {
+      if (parsed.contains(name) && parsed[name].is_string()) fields[name] = parsed[name].get<std::string>();
+    }
+    if (parsed.contains("aud")) fields["aud"] = parsed["aud"].dump();
+    if (parsed.contains("exp") && parsed["exp"].is_number_integer()) {
+      fields["exp"] = std::to_string(parsed["exp"].get<int64_t>());
+    }
+  }
+  if (Status s = ctx.AppendAudit("sa-token-sign", fields); !s.ok()) {
+    return ctx.Fail(s.WithContext("token not issued"));
+  }
   ctx.out() << *token << "\n";
   return kExitOk;
 }
@@ -352,17 +404,20 @@ int SaJwks(Context& ctx, const Args& args) {
   po::variables_map vm;
   int code = 0;
   if (!ParseArgs(ctx,
-                 "kubehsm sa jwks [global options]\n\nPrints the JWKS of the published service-account keys (next, active, retired)\n"
-                 "exactly as kube-apiserver serves /openid/v1/jwks.",
+                 "kubehsm sa jwks [global options]\n\nPrints the JWKS of the published service-account keys (next, active, retired;\n"
+                 "imported keys until their expiry) exactly as kube-apiserver serves /openid/v1/jwks. Imported\n"
+                 "public keys are named on stderr.",
                  d, nullptr, args, vm, code)) {
     return code;
   }
   auto store = Store(ctx);
   if (!store.ok()) return ctx.Fail(store.status());
-  auto keys = jwt::PublishedSaKeys(**store);
+  const int64_t now = Now();
+  auto keys = jwt::PublishedSaKeys(**store, now);
   if (!keys.ok()) return ctx.Fail(keys.status());
   auto jwks = jwt::RenderJwks(*keys);
   if (!jwks.ok()) return ctx.Fail(jwks.status());
+  NoteImportedKeys(ctx, **store, now);
   ctx.out() << *jwks << "\n";
   return kExitOk;
 }
@@ -413,13 +468,17 @@ int SaList(Context& ctx, const Args& args) {
   if (!store.ok()) return ctx.Fail(store.status());
   auto keys = jwt::ListSaKeys(**store);
   if (!keys.ok()) return ctx.Fail(keys.status());
+  const int64_t now = Now();
   if (fmt == "json") {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& k : *keys) {
       nlohmann::json j = {{"state", std::string(jwt::SaKeyStateName(k.state))},
                           {"label", k.label},
                           {"type", std::string(KeyTypeName(k.type))},
-                          {"private", k.has_private}};
+                          {"private", k.has_private},
+                          {"source", std::string(jwt::SaKeySource(k))},
+                          {"published", jwt::SaKeyPublishable(k, now)}};
+      if (k.imported && k.until > 0) j["until"] = k.until;
       if (k.state != jwt::SaKeyState::kIncomplete) {
         j["kid"] = k.kid;
         j["since"] = k.since;
@@ -431,12 +490,15 @@ int SaList(Context& ctx, const Args& args) {
     return kExitOk;
   }
   ctx.out() << std::left << std::setw(11) << "STATE" << std::setw(22) << "SINCE" << std::setw(12) << "TYPE"
-            << std::setw(9) << "PRIVATE" << "KID\n";
+            << std::setw(9) << "PRIVATE" << std::setw(10) << "SOURCE" << std::setw(22) << "PUBLISHED UNTIL" << "KID\n";
   for (const auto& k : *keys) {
     const bool incomplete = k.state == jwt::SaKeyState::kIncomplete;
+    std::string until = "-";
+    if (k.imported) until = k.until == 0 ? "no expiry" : Rfc3339(k.until) + (jwt::SaKeyPublishable(k, now) ? "" : "!");
     ctx.out() << std::left << std::setw(11) << jwt::SaKeyStateName(k.state) << std::setw(22)
               << (incomplete ? "-" : Rfc3339(k.since)) << std::setw(12) << KeyTypeName(k.type) << std::setw(9)
-              << (k.has_private ? "yes" : "no") << (incomplete ? k.label : k.kid) << "\n";
+              << (k.has_private ? "yes" : "no") << std::setw(10) << jwt::SaKeySource(k) << std::setw(22) << until
+              << (incomplete ? k.label : k.kid) << "\n";
   }
   return kExitOk;
 }
@@ -457,8 +519,12 @@ int SaRotate(Context& ctx, const Args& args) {
   if (!type) return ctx.UsageError("unknown key type '" + vm["type"].as<std::string>() + "'");
   auto store = Store(ctx);
   if (!store.ok()) return ctx.Fail(store.status());
+  if (Status s = ctx.CheckAudit(); !s.ok()) return ctx.Fail(s);
   auto key = jwt::CreateNextSaKey(**store, *type, Now());
   if (!key.ok()) return ctx.Fail(key.status());
+  if (Status s = AuditSaKey(ctx, "sa-key-rotate", *key); !s.ok()) {
+    return FailUnaudited(ctx, "created next key " + key->kid, s);
+  }
   ctx.out() << "created next key " << key->kid << " (" << KeyTypeName(key->type) << ", "
             << jwt::JwsAlgorithmName(jwt::JwsAlgorithmFor(key->type)) << ")\n"
             << "it is published now; once relying parties and kube-apiserver have fetched it (at least "
@@ -486,8 +552,13 @@ int SaActivate(Context& ctx, const Args& args) {
   if (!min) return ctx.UsageError("--min-published: not a duration (e.g. 3600, 90s, 15m, 1h, 2d)");
   auto store = Store(ctx);
   if (!store.ok()) return ctx.Fail(store.status());
+  if (Status s = ctx.CheckAudit(); !s.ok()) return ctx.Fail(s);
   auto key = jwt::ActivateSaKey(**store, Opt(vm, "key"), {Now(), *min, vm["force"].as<bool>()});
   if (!key.ok()) return ctx.Fail(key.status());
+  if (Status s = AuditSaKey(ctx, "sa-key-activate", *key, {{"force", vm["force"].as<bool>() ? "true" : "false"}});
+      !s.ok()) {
+    return FailUnaudited(ctx, "activated " + key->kid, s);
+  }
   ctx.out() << "activated " << key->kid << ": new tokens are signed with it\n";
   return kExitOk;
 }
@@ -508,8 +579,13 @@ int SaRetire(Context& ctx, const Args& args) {
   }
   auto store = Store(ctx);
   if (!store.ok()) return ctx.Fail(store.status());
+  if (Status s = ctx.CheckAudit(); !s.ok()) return ctx.Fail(s);
   auto key = jwt::RetireSaKey(**store, vm["key"].as<std::string>(), Now(), vm["force"].as<bool>());
   if (!key.ok()) return ctx.Fail(key.status());
+  if (Status s = AuditSaKey(ctx, "sa-key-retire", *key, {{"force", vm["force"].as<bool>() ? "true" : "false"}});
+      !s.ok()) {
+    return FailUnaudited(ctx, "retired " + key->kid, s);
+  }
   ctx.out() << "retired " << key->kid << ": still published for verification\n";
   return kExitOk;
 }
@@ -534,24 +610,52 @@ int SaRemove(Context& ctx, const Args& args) {
   if (!min) return ctx.UsageError("--min-retired: not a duration (e.g. 86400, 12h, 30d)");
   auto store = Store(ctx);
   if (!store.ok()) return ctx.Fail(store.status());
+  if (Status s = ctx.CheckAudit(); !s.ok()) return ctx.Fail(s);
   auto key = jwt::RemoveSaKey(**store, vm["key"].as<std::string>(), {Now(), *min, vm["force"].as<bool>()});
   if (!key.ok()) return ctx.Fail(key.status());
+  if (Status s = AuditSaKey(ctx, "sa-key-remove", *key, {{"force", vm["force"].as<bool>() ? "true" : "false"}});
+      !s.ok()) {
+    return FailUnaudited(ctx, "removed " + (key->kid.empty() ? key->label : key->kid), s);
+  }
   ctx.out() << "removed " << (key->kid.empty() ? key->label : key->kid) << "\n";
   return kExitOk;
 }
 
+// The longest publication `sa import-public` accepts: a year of the longest-lived tokens
+// (extended kube-api-access tokens) plus slack. Longer needs a new, audited import.
+constexpr int64_t kMaxImportSeconds = 400 * 86400;
+
 int SaImportPublic(Context& ctx, const Args& args) {
   po::options_description d("kubehsm sa import-public");
-  d.add_options()("public-key", po::value<std::string>()->required(), "PEM PUBLIC KEY file (e.g. the old sa.pub)");
+  d.add_options()("public-key", po::value<std::string>()->required(), "PEM PUBLIC KEY file (e.g. the old sa.pub)")(
+      "expires-in", po::value<std::string>(),
+      "required: stop publishing the key after this long (90s, 15m, 12h, 30d; at most 400d): the longest "
+      "remaining lifetime of the tokens it signed")(
+      "confirm-key-outside-token", po::bool_switch(),
+      "required: acknowledge that the private key was generated outside the token, so whoever holds it can "
+      "mint tokens that verify until the key stops being published");
   po::positional_options_description pos;
   pos.add("public-key", 1);
   po::variables_map vm;
   int code = 0;
   if (!ParseArgs(ctx,
-                 "kubehsm sa import-public [--public-key] FILE\n\nPublishes an existing public key (retired, verify "
-                 "only) under its derived kid, so tokens signed before the migration keep verifying.",
+                 "kubehsm sa import-public [--public-key] FILE --expires-in DURATION --confirm-key-outside-token\n\n"
+                 "Publishes an existing public key (retired, verify only, marked imported) under its derived kid\n"
+                 "until DURATION from now, so tokens signed before the migration keep verifying. Its private key\n"
+                 "is outside the token: whoever holds it can mint tokens that verify while it is published.",
                  d, &pos, args, vm, code)) {
     return code;
+  }
+  if (!vm["confirm-key-outside-token"].as<bool>()) {
+    return ctx.UsageError("sa import-public publishes a key whose private half is outside the token (whoever holds "
+                          "it can mint tokens): pass --confirm-key-outside-token to confirm");
+  }
+  if (vm.count("expires-in") == 0) {
+    return ctx.UsageError("sa import-public needs --expires-in DURATION (when to stop publishing the key, e.g. 30d)");
+  }
+  const auto expires_in = ParseDuration(vm["expires-in"].as<std::string>());
+  if (!expires_in || *expires_in <= 0 || *expires_in > kMaxImportSeconds) {
+    return ctx.UsageError("--expires-in: not a duration between 1s and 400d (e.g. 90s, 12h, 30d)");
   }
   const std::string path = vm["public-key"].as<std::string>();
   auto pem = ReadFileBounded(path, kMaxKeyFileBytes);
@@ -565,10 +669,15 @@ int SaImportPublic(Context& ctx, const Args& args) {
   if (len <= 0 || i2d_PUBKEY(key->public_key.get(), &p) != len) return ctx.Fail(Internal("encoding the public key"));
   auto store = Store(ctx);
   if (!store.ok()) return ctx.Fail(store.status());
-  auto imported = jwt::ImportSaPublicKey(**store, spki, Now());
+  if (Status s = ctx.CheckAudit(); !s.ok()) return ctx.Fail(s);
+  const int64_t now = Now();
+  auto imported = jwt::ImportSaPublicKey(**store, spki, now, now + *expires_in);
   if (!imported.ok()) return ctx.Fail(imported.status());
+  if (Status s = AuditSaKey(ctx, "sa-key-import-public", *imported, {{"file", path}}); !s.ok()) {
+    return FailUnaudited(ctx, "imported " + imported->kid, s);
+  }
   ctx.out() << "imported " << imported->kid << " (" << KeyTypeName(imported->type) << ") as retired: published for "
-            << "verification only\n";
+            << "verification only, until " << Rfc3339(imported->until) << "\n";
   return kExitOk;
 }
 
@@ -577,6 +686,8 @@ constexpr const char* kSaEpilogue =
     "  next     published, not signing      (sa rotate)\n"
     "  active   signing and published       (sa activate; exactly one)\n"
     "  retired  published for verification  (sa retire, sa import-public)\n"
+    "  imported a retired public key generated outside the token, published until its expiry\n"
+    "           (kubehsm-sa:imported:<since>:<until>:<kid>)\n"
     "  removed  destroyed                   (sa remove)\n"
     "'sa verify --help' lists its exit codes.\n";
 

@@ -61,9 +61,17 @@ class Context final {
   TokenSession* token_session() { return session_.get(); }
 
   // The issuance ledger and the audit trail in globals().state_dir (created 0700 on first use).
+  // The directory and its files are checked first (ledger::CheckStateDirectory/CheckStateFile:
+  // owner root or us, not writable by others, no symlinks); kPermissionDenied otherwise.
   Result<ledger::Ledger*> Ledger();
   ledger::AuditLog& Audit();
-  // Appends a security event to the audit trail; a failure to write it is a warning on stderr.
+  // Checks the state directory and audit.log (as Ledger()) and that the log takes an append.
+  Status CheckAudit();
+  // Appends a security event to the audit trail after the same checks. For events that hand
+  // something out (certificates, tokens) or change keys: a failure must stop the command.
+  Status AppendAudit(const std::string& event, const std::map<std::string, std::string>& fields);
+  // AppendAudit for events that only report (refusals, login failures): a failure to write is a
+  // warning on stderr, since the command fails anyway.
   void AuditEvent(const std::string& event, const std::map<std::string, std::string>& fields);
 
   // Prints "kubehsm: error: <message>" on stderr and returns the exit code for the status

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 
+#include "signer/jwt/sa_keys.h"
 #include "signer/pki/certificate.h"
 #include "signer/pki/pem.h"
 
@@ -102,19 +103,50 @@ Result<ledger::IssuanceRecord> MakeIssuanceRecord(const signer::pki::IssuedCerti
 
 Result<signer::pki::RecordFn> LedgerRecorder(Context& ctx) {
   KH_ASSIGN_OR_RETURN(ledger::Ledger * l, ctx.Ledger());
+  // Fail before any signing when the audit trail cannot take a record.
+  KH_RETURN_IF_ERROR(ctx.CheckAudit());
   return signer::pki::RecordFn([l, &ctx](const signer::pki::IssuedCertificate& issued) -> Status {
     KH_ASSIGN_OR_RETURN(ledger::IssuanceRecord rec, MakeIssuanceRecord(issued));
-    KH_RETURN_IF_ERROR(l->Record(rec));
-    ctx.AuditEvent(issued.operation == "renew" ? "cert-renew" : "cert-issue",
-                   {{"serial", rec.serial_hex},
-                    {"issuer", rec.issuer_ca},
-                    {"profile", rec.profile},
-                    {"operation", rec.operation},
-                    {"subject", rec.subject},
-                    {"sha256", rec.sha256_fingerprint},
-                    {"notAfter", std::to_string(rec.not_after)}});
-    return OkStatus();
+    // The ledger row commits only once its audit record is durable: a certificate is either in
+    // both (and may be handed out) or in neither (and is discarded).
+    return l->RecordThen(rec, [&] {
+      return ctx.AppendAudit(issued.operation == "renew" ? "cert-renew" : "cert-issue",
+                             {{"serial", rec.serial_hex},
+                              {"issuer", rec.issuer_ca},
+                              {"profile", rec.profile},
+                              {"operation", rec.operation},
+                              {"subject", rec.subject},
+                              {"sha256", rec.sha256_fingerprint},
+                              {"notAfter", std::to_string(rec.not_after)}});
+    });
   });
+}
+
+signer::pki::IssuedCheckFn LedgerIssuedCheck(ledger::Ledger& ledger) {
+  return [&ledger](const X509* cert, std::string_view issuer_ca, std::string_view profile) -> Status {
+    KH_ASSIGN_OR_RETURN(ledger::IssuanceRecord have,
+                        MakeIssuanceRecord({cert, issuer_ca, profile, ""}));
+    Result<ledger::IssuanceRecord> row = ledger.Get(have.serial_hex);
+    if (!row.ok()) {
+      if (row.status().code() == StatusCode::kNotFound) {
+        return PermissionDenied("serial " + have.serial_hex + " is not in the issuance ledger " +
+                                ledger.path().string() + " (kubehsm did not issue it)");
+      }
+      return row.status();
+    }
+    if (row->sha256_fingerprint != have.sha256_fingerprint) {
+      return PermissionDenied("serial " + have.serial_hex + " is in the ledger with another certificate (sha256 " +
+                              row->sha256_fingerprint + ")");
+    }
+    if (row->issuer_ca != issuer_ca) {
+      return PermissionDenied("the ledger says serial " + have.serial_hex + " was issued by " + row->issuer_ca);
+    }
+    if (row->profile != profile) {
+      return PermissionDenied("the ledger says serial " + have.serial_hex + " was issued as '" + row->profile +
+                              "', not '" + std::string(profile) + "'");
+    }
+    return OkStatus();
+  };
 }
 
 void AuditCsrRefused(Context& ctx, const std::string& csr, const std::string& profile, const std::string& reason) {
@@ -123,11 +155,40 @@ void AuditCsrRefused(Context& ctx, const std::string& csr, const std::string& pr
 
 Result<signer::SigningKey> AuditingKeyStore::Create(std::string_view label, KeyType type) {
   Result<signer::SigningKey> key = inner_.Create(label, type);
-  if (key.ok()) {
-    ctx_.AuditEvent("key-generate",
-                    {{"label", std::string(label)}, {"type", std::string(KeyTypeName(type))}, {"source", "init"}});
+  if (!key.ok()) return key;
+  // A service-account key is created under a temporary label and audited when it gets its
+  // final one (Relabel below), so the record names its kid.
+  if (jwt::ParseSaKeyLabel(label).has_value()) {
+    types_[std::string(label)] = type;
+    return key;
+  }
+  Status audited = ctx_.AppendAudit(
+      "key-generate", {{"label", std::string(label)}, {"type", std::string(KeyTypeName(type))}, {"source", "init"}});
+  if (!audited.ok()) {
+    (void)inner_.Remove(label);  // a key nobody can account for is not kept
+    return audited;
   }
   return key;
+}
+
+Status AuditingKeyStore::Relabel(std::string_view from, std::string_view to) {
+  KH_RETURN_IF_ERROR(inner_.Relabel(from, to));
+  auto it = types_.find(std::string(from));
+  if (it == types_.end()) return OkStatus();
+  const std::optional<jwt::SaKeyLabel> final_label = jwt::ParseSaKeyLabel(to);
+  Status audited = ctx_.AppendAudit(
+      "sa-key-generate", {{"kid", final_label ? final_label->kid : std::string(to)},
+                          {"label", std::string(to)},
+                          {"state", final_label ? std::string(jwt::SaKeyStateName(final_label->state)) : ""},
+                          {"type", std::string(KeyTypeName(it->second))},
+                          {"source", "generated-in-token"},
+                          {"operation", "init"}});
+  types_.erase(it);
+  if (!audited.ok()) {
+    (void)inner_.Relabel(to, from);  // back to the temporary label: the creator removes it
+    return audited;
+  }
+  return OkStatus();
 }
 
 Status AuditingKeyStore::Remove(std::string_view label) {

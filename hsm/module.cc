@@ -2,10 +2,14 @@
 
 #include <dlfcn.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <utility>
 
@@ -26,7 +30,46 @@ void Pad(unsigned char* dst, std::size_t n, const std::string& s) {
   std::memcpy(dst, s.data(), std::min(n, s.size()));
 }
 
+// Who may have written `st`: root or the running user own it, and neither others nor a group
+// other than root may write it. Returns the reason when not.
+std::string UntrustedReason(const struct stat& st) {
+  char mode[8];
+  std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
+    return "is owned by uid " + std::to_string(st.st_uid) + ", not root or the running user";
+  }
+  if ((st.st_mode & S_IWOTH) != 0) return std::string("is world-writable (mode ") + mode + ")";
+  if ((st.st_mode & S_IWGRP) != 0 && st.st_gid != 0) {
+    return "is writable by group " + std::to_string(st.st_gid) + " (mode " + mode + ")";
+  }
+  return "";
+}
+
 }  // namespace
+
+Status CheckModuleFileTrusted(const std::string& path) {
+  namespace fs = std::filesystem;
+  // The directory of the name as given (it holds the name, or the symlink), then the file the name
+  // resolves to and its directory: whoever can write any of them decides what gets loaded.
+  std::vector<std::pair<fs::path, std::string>> checks;
+  const fs::path given = fs::absolute(path);
+  checks.push_back({given.parent_path(), "directory of PKCS#11 module "});
+  char resolved[PATH_MAX];
+  if (::realpath(path.c_str(), resolved) == nullptr) return NotFound("PKCS#11 module " + path + " does not exist");
+  checks.push_back({fs::path(resolved), "PKCS#11 module "});
+  checks.push_back({fs::path(resolved).parent_path(), "directory of PKCS#11 module "});
+  for (const auto& [p, what] : checks) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) return NotFound("PKCS#11 module " + path + ": cannot stat " + p.string());
+    const std::string reason = UntrustedReason(st);
+    if (!reason.empty()) {
+      return PermissionDenied("refusing to load PKCS#11 module " + path + ": " +
+                              (what.starts_with("directory") ? "its directory " + p.string() + " " : p.string() + " ") +
+                              reason + " (anyone who can write it runs code as this user)");
+    }
+  }
+  return OkStatus();
+}
 
 std::string TokenInfo::Uri() const {
   Pkcs11Uri u;
@@ -58,6 +101,7 @@ Result<std::unique_ptr<Module>> Module::Load(const std::string& path, const std:
   if (path.empty()) return InvalidArgument("no PKCS#11 module given (--module PATH)");
   KH_RETURN_IF_ERROR(CheckModuleInitArgs(init_args));
   if (::stat(path.c_str(), &st) != 0) return NotFound("PKCS#11 module " + path + " does not exist");
+  KH_RETURN_IF_ERROR(CheckModuleFileTrusted(path));
   void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
     const char* e = ::dlerror();

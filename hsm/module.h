@@ -31,6 +31,13 @@ struct TokenInfo {
   std::string Uri() const;
 };
 
+// Checks that nobody but root and the running user can change what loading `path` runs: the
+// directory holding the name, the file it resolves to (symlinks followed) and that file's
+// directory must be owned by root or the effective user and writable neither by others nor by a
+// group other than root's. kPermissionDenied naming the offending path and why; kNotFound when
+// the module does not exist.
+Status CheckModuleFileTrusted(const std::string& path);
+
 // What a module says about itself (CK_INFO, blank padding trimmed).
 struct ModuleInfo {
   std::string manufacturer;
@@ -45,7 +52,8 @@ class Module final {
   // empty, is passed as CK_C_INITIALIZE_ARGS.pReserved (a NUL-terminated string: NSS softokn needs
   // its "configdir='sql:DIR' ..." parameters there); CheckModuleInitArgs must have accepted it. A
   // module that another user in this process (pkcs11-provider) already initialized is accepted.
-  // Fails with kNotFound when the file does not exist, kInvalidArgument when it is not a PKCS#11
+  // Fails with kNotFound when the file does not exist, kPermissionDenied when
+  // CheckModuleFileTrusted refuses it (before dlopen), kInvalidArgument when it is not a PKCS#11
   // module.
   static Result<std::unique_ptr<Module>> Load(const std::string& path, const std::string& init_args);
   static Result<std::unique_ptr<Module>> Load(const std::string& path) { return Load(path, std::string()); }

@@ -89,36 +89,72 @@ Result<std::string> LastLine(int fd) {
   return nl == std::string::npos ? buf : buf.substr(nl + 1);
 }
 
+// Opens the log (never through a symlink) and takes its lock.
+Result<int> OpenLocked(const std::filesystem::path& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    if (errno == ELOOP) return PermissionDenied("audit: refusing to open " + path.string() + ": it is a symlink");
+    return PermissionDenied("audit: cannot open " + path.string() + ": " + ErrnoText(errno));
+  }
+  if (::flock(fd, LOCK_EX) != 0) {
+    ::close(fd);
+    return Unavailable("audit: cannot lock " + path.string());
+  }
+  return fd;
+}
+
+// The seq and hash the next record continues from, checked from the log's last line.
+Status ReadTail(int fd, int64_t& seq, std::string& prev) {
+  KH_ASSIGN_OR_RETURN(std::string last, LastLine(fd));
+  seq = 1;
+  prev = kGenesis;
+  if (last.empty()) return OkStatus();
+  std::string body, hash;
+  if (!SplitLine(last, body, hash)) return FailedPrecondition("audit: the last record is malformed");
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.contains("seq") || !j["seq"].is_number_integer()) {
+    return FailedPrecondition("audit: the last record is malformed");
+  }
+  seq = j["seq"].get<int64_t>() + 1;
+  prev = hash;
+  return OkStatus();
+}
+
 }  // namespace
 
+Status AuditLog::CheckAppendable() const {
+  std::error_code ec;
+  if (!std::filesystem::exists(path_, ec) && !std::filesystem::is_symlink(path_, ec)) return OkStatus();
+  KH_ASSIGN_OR_RETURN(int raw, OpenLocked(path_, O_RDONLY));
+  LockedFd fd(raw);
+  int64_t seq = 0;
+  std::string prev;
+  return ReadTail(fd.get(), seq, prev);
+}
+
 Status AuditLog::Append(const std::string& event, const std::map<std::string, std::string>& fields) {
-  LockedFd fd(::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (fd.get() < 0) return PermissionDenied("audit: cannot open " + path_.string() + ": " + ErrnoText(errno));
-  if (::flock(fd.get(), LOCK_EX) != 0) return Unavailable("audit: cannot lock " + path_.string());
-  KH_ASSIGN_OR_RETURN(std::string last, LastLine(fd.get()));
+  KH_ASSIGN_OR_RETURN(int raw, OpenLocked(path_, O_RDWR | O_CREAT | O_APPEND));
+  LockedFd fd(raw);
   int64_t seq = 1;
   std::string prev = kGenesis;
-  if (!last.empty()) {
-    std::string body, hash;
-    if (!SplitLine(last, body, hash)) return FailedPrecondition("audit: the last record is malformed");
-    auto j = nlohmann::json::parse(body, nullptr, false);
-    if (j.is_discarded() || !j.contains("seq") || !j["seq"].is_number_integer()) {
-      return FailedPrecondition("audit: the last record is malformed");
-    }
-    seq = j["seq"].get<int64_t>() + 1;
-    prev = hash;
-  }
+  KH_RETURN_IF_ERROR(ReadTail(fd.get(), seq, prev));
   nlohmann::ordered_json rec;
   rec["seq"] = seq;
   rec["time"] = NowRfc3339();
+  rec["uid"] = static_cast<int64_t>(::geteuid());
   rec["event"] = event;
   rec["fields"] = nlohmann::json(fields);
   rec["prev"] = prev;
   const std::string body = rec.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   const std::string hash = Sha256Hex(body);
   const std::string line = body.substr(0, body.size() - 1) + std::string(kHashKey) + hash + "\"}\n";
-  if (::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-    return Unavailable("audit: cannot append to " + path_.string() + ": " + ErrnoText(errno));
+  const ssize_t n = ::write(fd.get(), line.data(), line.size());
+  if (n != static_cast<ssize_t>(line.size())) {
+    const int err = errno;
+    // Take a short write back out, so the log does not end in a partial record.
+    struct stat st {};
+    if (n > 0 && ::fstat(fd.get(), &st) == 0) (void)::ftruncate(fd.get(), st.st_size - n);
+    return Unavailable("audit: cannot append to " + path_.string() + ": " + (n < 0 ? ErrnoText(err) : "short write"));
   }
   if (::fsync(fd.get()) != 0) return Unavailable("audit: fsync " + path_.string() + ": " + ErrnoText(errno));
   return WriteFileAtomic(head_path(), std::to_string(seq) + " " + hash + "\n", 0600);
@@ -169,6 +205,13 @@ Result<AuditLog::VerifyResult> AuditLog::Verify() const {
     prev = hash;
     ++expected;
     ++result.records;
+    if (j.contains("event") && j["event"].is_string() && j.contains("fields") && j["fields"].is_object()) {
+      const std::string ev = j["event"].get<std::string>();
+      const auto& f = j["fields"];
+      if ((ev == "cert-issue" || ev == "cert-renew") && f.contains("serial") && f["serial"].is_string()) {
+        result.certificate_serials.insert(f["serial"].get<std::string>());
+      }
+    }
   }
   result.head_hash = prev;
   // The head anchors the tail: the log must reach at least the recorded head.
@@ -176,6 +219,14 @@ Result<AuditLog::VerifyResult> AuditLog::Verify() const {
   int64_t head_seq = 0;
   std::string head_hash;
   if (head_in >> head_seq >> head_hash) {
+    result.beyond_head = std::max<int64_t>(result.records - head_seq, 0);
+    if (result.records > head_seq + 1) {
+      return FailedPrecondition("audit: " + std::to_string(result.records - head_seq) +
+                                " record(s) beyond the head (records " + std::to_string(head_seq + 1) + " to " +
+                                std::to_string(result.records) + "; the head file says " + std::to_string(head_seq) +
+                                "): appended without updating the head (a crash leaves at most one: forged "
+                                "or appended by hand)");
+    }
     if (result.records < head_seq) {
       return FailedPrecondition("audit: truncated after record " + std::to_string(result.records) + "; record " +
                                 std::to_string(result.records + 1) + " to " + std::to_string(head_seq) +

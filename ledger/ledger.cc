@@ -2,9 +2,13 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 namespace kubehsm::ledger {
 namespace {
@@ -91,7 +95,64 @@ IssuanceRecord ReadRow(const Statement& st) {
   return r;
 }
 
+std::string Octal(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+// Why `st` may have been written by someone other than root or the effective user ("" if not).
+std::string Untrusted(const struct stat& st) {
+  if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
+    return "is owned by another user (uid " + std::to_string(st.st_uid) + ")";
+  }
+  if ((st.st_mode & S_IWOTH) != 0) return "is world-writable (mode " + Octal(st.st_mode) + ")";
+  if ((st.st_mode & S_IWGRP) != 0 && st.st_gid != 0) {
+    return "is writable by group " + std::to_string(st.st_gid) + " (mode " + Octal(st.st_mode) + ")";
+  }
+  return "";
+}
+
 }  // namespace
+
+Status CheckStateDirectory(const std::filesystem::path& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    return PermissionDenied("state directory " + dir.string() + ": " + std::strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) return PermissionDenied("state directory " + dir.string() + " is not a directory");
+  if (std::string why = Untrusted(st); !why.empty()) {
+    return PermissionDenied("refusing state directory " + dir.string() + ": it " + why +
+                            " (whoever can write it can swap the ledger and audit log)");
+  }
+  return OkStatus();
+}
+
+Status CheckStateFile(const std::filesystem::path& file) {
+  struct stat st {};
+  if (::lstat(file.c_str(), &st) != 0) {
+    if (errno == ENOENT) return OkStatus();
+    return PermissionDenied("cannot stat " + file.string() + ": " + std::strerror(errno));
+  }
+  if (S_ISLNK(st.st_mode)) return PermissionDenied("refusing " + file.string() + ": it is a symlink");
+  if (!S_ISREG(st.st_mode)) return PermissionDenied("refusing " + file.string() + ": not a regular file");
+  if (std::string why = Untrusted(st); !why.empty()) return PermissionDenied("refusing " + file.string() + ": it " + why);
+  return OkStatus();
+}
+
+Status CheckLedgerAudited(Ledger& ledger, const std::set<std::string>& audited_serials) {
+  KH_ASSIGN_OR_RETURN(std::vector<IssuanceRecord> rows, ledger.List());
+  std::vector<std::string> missing;
+  for (const auto& r : rows) {
+    if (!audited_serials.contains(NormalizeSerialHex(r.serial_hex))) missing.push_back(r.serial_hex);
+  }
+  if (missing.empty()) return OkStatus();
+  std::string names;
+  for (std::size_t i = 0; i < missing.size() && i < 5; ++i) names += (i ? ", " : "") + missing[i];
+  if (missing.size() > 5) names += ", ...";
+  return FailedPrecondition("ledger " + ledger.path().string() + ": " + std::to_string(missing.size()) +
+                            " issued certificate(s) without an audit record (serial " + names + ")");
+}
 
 std::string NormalizeSerialHex(const std::string& hex) {
   std::string out;
@@ -105,9 +166,13 @@ std::string NormalizeSerialHex(const std::string& hex) {
 }
 
 Result<std::unique_ptr<Ledger>> Ledger::Open(const std::filesystem::path& path) {
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    KH_RETURN_IF_ERROR(CheckStateFile(path.string() + suffix));
+  }
   sqlite3* db = nullptr;
   const mode_t old = ::umask(077);  // a new database (and its WAL) is created 0600
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW,
                            nullptr);
   ::umask(old);
   if (rc != SQLITE_OK) {
@@ -195,6 +260,17 @@ Status Ledger::Abort(Status cause) {
   if (rolled_back.ok()) return cause;
   if (cause.ok()) return rolled_back;
   return Status(cause.code(), cause.message() + "; and then " + rolled_back.message());
+}
+
+Status Ledger::RecordThen(const IssuanceRecord& record, const std::function<Status()>& before_commit) {
+  KH_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  Status s = Insert(record);
+  if (s.ok()) s = before_commit();
+  if (!s.ok()) return Abort(s);
+  if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return Abort(SqlError(db_, "committing serial " + record.serial_hex));
+  }
+  return OkStatus();
 }
 
 Result<IssuanceRecord> Ledger::IssueInTransaction(const std::function<Result<IssuanceRecord>()>& issue) {

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -46,8 +47,10 @@ struct ListFilter {
 
 class Ledger final {
  public:
-  // Opens (creating if needed, mode 0600) the ledger at `path`. Fails with kFailedPrecondition
-  // when the file is not a kubehsm ledger or has a newer schema.
+  // Opens (creating if needed, mode 0600) the ledger at `path`, never through a symlink (checked
+  // with CheckStateFile for the database and its -wal/-shm files, and SQLITE_OPEN_NOFOLLOW).
+  // Fails with kPermissionDenied for an untrusted file, kFailedPrecondition when the file is not
+  // a kubehsm ledger or has a newer schema.
   static Result<std::unique_ptr<Ledger>> Open(const std::filesystem::path& path);
 
   Ledger(const Ledger&) = delete;  // owns the database connection
@@ -57,6 +60,11 @@ class Ledger final {
   // Records one certificate durably. kAlreadyExists when the serial is already in the ledger
   // (the caller must discard that certificate and issue a new one with a fresh serial).
   Status Record(const IssuanceRecord& record);
+
+  // Records one certificate, then runs `before_commit` (e.g. the audit append) inside the same
+  // write transaction: the row is committed only when `before_commit` returns OK, and rolled back
+  // otherwise (its error is returned). kAlreadyExists as Record (before `before_commit` runs).
+  Status RecordThen(const IssuanceRecord& record, const std::function<Status()>& before_commit);
 
   // Runs `issue` inside one immediate write transaction: `issue` signs a certificate and returns
   // its record; the record is inserted and committed before this returns. A duplicate serial
@@ -93,6 +101,20 @@ class Ledger final {
   sqlite3* db_;  // owned; closed in the destructor
   std::filesystem::path path_;
 };
+
+// The state directory (ledger.db, audit.log) gets the checks output directories get: it must be
+// a directory owned by root or the effective user and not world-writable (nor writable by a group
+// other than root's). kPermissionDenied naming the reason.
+Status CheckStateDirectory(const std::filesystem::path& dir);
+
+// A file in the state directory, when it exists: not a symlink, a regular file, owned by root or
+// the effective user, not writable by others. OK when absent. kPermissionDenied otherwise.
+Status CheckStateFile(const std::filesystem::path& file);
+
+// The ledger/audit cross-check of `kubehsm audit verify`: every serial in the ledger must have a
+// cert-issue or cert-renew audit record (`audited_serials`, upper-case hex). kFailedPrecondition
+// naming the count and the first serials that have none.
+Status CheckLedgerAudited(Ledger& ledger, const std::set<std::string>& audited_serials);
 
 // Upper-case hex of big-endian serial bytes without leading zeros (as openssl prints serials).
 std::string NormalizeSerialHex(const std::string& hex);

@@ -57,7 +57,9 @@ Result<SaKeyInfo> Resolve(const std::vector<SaKeyInfo>& keys, std::string_view k
 }
 
 Status Relabel(signer::KeyStore& store, const SaKeyInfo& key, SaKeyState state, int64_t now) {
-  return store.Relabel(key.label, FormatSaKeyLabel({state, now, key.kid}))
+  // An imported key keeps its marker and expiry (it can only ever be retired anyway).
+  const bool imported_form = key.imported && key.until > 0;
+  return store.Relabel(key.label, FormatSaKeyLabel({state, now, key.kid, imported_form, key.until}))
       .WithContext("relabelling " + key.label);
 }
 
@@ -97,7 +99,19 @@ std::string_view SaKeyStateName(SaKeyState state) {
   return "unknown";
 }
 
+std::string_view SaKeySource(const SaKeyInfo& key) { return key.imported ? "imported" : "token"; }
+
+bool SaKeyPublishable(const SaKeyInfo& key, int64_t now) {
+  if (key.state == SaKeyState::kIncomplete) return false;
+  if (key.imported && key.until > 0) return now < key.until;
+  return true;
+}
+
 std::string FormatSaKeyLabel(const SaKeyLabel& l) {
+  if (l.imported) {
+    return std::string(kSaLabelPrefix) + "imported:" + std::to_string(l.since) + ":" + std::to_string(l.until) + ":" +
+           l.kid;
+  }
   if (l.state == SaKeyState::kIncomplete) return std::string(kSaLabelPrefix) + std::string(kNewState) + ":" + l.kid;
   return std::string(kSaLabelPrefix) + std::string(SaKeyStateName(l.state)) + ":" + std::to_string(l.since) + ":" + l.kid;
 }
@@ -114,6 +128,23 @@ std::optional<SaKeyLabel> ParseSaKeyLabel(std::string_view label) {
     return SaKeyLabel{SaKeyState::kIncomplete, 0, std::string(rest)};
   }
   SaKeyLabel out;
+  auto number = [](std::string_view text, int64_t& v) {
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    return ec == std::errc() && ptr == text.data() + text.size() && v >= 0 && !text.empty();
+  };
+  if (state == "imported") {
+    // <since>:<until>:<kid>
+    const std::size_t a = rest.find(':');
+    if (a == std::string_view::npos) return std::nullopt;
+    const std::size_t b = rest.find(':', a + 1);
+    if (b == std::string_view::npos) return std::nullopt;
+    out.state = SaKeyState::kRetired;
+    out.imported = true;
+    if (!number(rest.substr(0, a), out.since) || !number(rest.substr(a + 1, b - a - 1), out.until)) return std::nullopt;
+    out.kid = std::string(rest.substr(b + 1));
+    if (!LooksLikeDerivedKid(out.kid)) return std::nullopt;
+    return out;
+  }
   if (state == "next") {
     out.state = SaKeyState::kNext;
   } else if (state == "active") {
@@ -141,6 +172,12 @@ Result<std::vector<SaKeyInfo>> ListSaKeys(signer::KeyStore& store) {
     const auto parsed = ParseSaKeyLabel(k.label);
     if (!parsed) return FailedPrecondition("malformed service-account key label \"" + k.label + "\"");
     SaKeyInfo info{k.label, parsed->state, parsed->since, "", k.type, k.has_private, k.spki_der};
+    info.imported = parsed->imported || (parsed->state != SaKeyState::kIncomplete && !k.has_private);
+    info.until = parsed->until;
+    if (parsed->imported && k.has_private) {
+      return FailedPrecondition("service-account key label \"" + k.label +
+                                "\" marks an imported public key, but the token holds its private key");
+    }
     if (parsed->state != SaKeyState::kIncomplete) {
       KH_ASSIGN_OR_RETURN(std::string kid, KidFromSpki(k.spki_der));
       if (kid != parsed->kid) {
@@ -159,14 +196,24 @@ Result<std::vector<SaKeyInfo>> ListSaKeys(signer::KeyStore& store) {
   return out;
 }
 
-Result<std::vector<PublishedKey>> PublishedSaKeys(signer::KeyStore& store) {
+Result<std::vector<SaKeyInfo>> ListPublishedSaKeys(signer::KeyStore& store, int64_t now) {
   KH_ASSIGN_OR_RETURN(std::vector<SaKeyInfo> keys, ListSaKeys(store));
+  std::erase_if(keys, [&](const SaKeyInfo& k) { return !SaKeyPublishable(k, now); });
+  return keys;
+}
+
+Result<std::vector<SaKeyInfo>> ListPublishedSaKeys(signer::KeyStore& store) {
+  return ListPublishedSaKeys(store, Now());
+}
+
+Result<std::vector<PublishedKey>> PublishedSaKeys(signer::KeyStore& store, int64_t now) {
+  KH_ASSIGN_OR_RETURN(std::vector<SaKeyInfo> keys, ListPublishedSaKeys(store, now));
   std::vector<PublishedKey> out;
-  for (const auto& k : keys) {
-    if (k.state != SaKeyState::kIncomplete) out.push_back({k.kid, k.spki_der});
-  }
+  for (const auto& k : keys) out.push_back({k.kid, k.spki_der});
   return out;
 }
+
+Result<std::vector<PublishedKey>> PublishedSaKeys(signer::KeyStore& store) { return PublishedSaKeys(store, Now()); }
 
 Result<ActiveSaKey> FindActiveSaKey(signer::KeyStore& store) {
   KH_ASSIGN_OR_RETURN(std::vector<SaKeyInfo> keys, ListSaKeys(store));
@@ -275,7 +322,8 @@ Result<SaKeyInfo> RemoveSaKey(signer::KeyStore& store, std::string_view key, con
   return target;
 }
 
-Result<SaKeyInfo> ImportSaPublicKey(signer::KeyStore& store, std::string_view spki_der, int64_t now) {
+Result<SaKeyInfo> ImportSaPublicKey(signer::KeyStore& store, std::string_view spki_der, int64_t now, int64_t until) {
+  if (until <= now) return InvalidArgument("the publication of an imported key must end in the future");
   KH_ASSIGN_OR_RETURN(EvpPkeyPtr pub, signer::ParseSpkiDer(spki_der));
   KH_ASSIGN_OR_RETURN(KeyType type, signer::KeyTypeOf(pub.get()));
   KH_ASSIGN_OR_RETURN(std::string kid, KidFromSpki(spki_der));
@@ -283,8 +331,8 @@ Result<SaKeyInfo> ImportSaPublicKey(signer::KeyStore& store, std::string_view sp
   for (const auto& k : keys) {
     if (k.kid == kid) return AlreadyExists("the key " + kid + " is already present (" + k.label + ")");
   }
-  SaKeyInfo info{FormatSaKeyLabel({SaKeyState::kRetired, now, kid}), SaKeyState::kRetired, now, kid, type, false,
-                 std::string(spki_der)};
+  SaKeyInfo info{FormatSaKeyLabel({SaKeyState::kRetired, now, kid, true, until}),
+                 SaKeyState::kRetired, now, kid, type, false, std::string(spki_der), true, until};
   KH_RETURN_IF_ERROR(store.ImportPublicKey(info.label, spki_der));
   return info;
 }

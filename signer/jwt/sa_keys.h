@@ -11,6 +11,15 @@
 //   since  Unix seconds when the key entered that state (decimal, no sign)
 //   kid    the derived kid (kid.h) of the key; checked against the key itself on every read
 //
+// An imported public key (`sa import-public`, a key generated outside the token) has its own form,
+// carrying the marker and the time after which it is no longer published:
+//
+//     kubehsm-sa:imported:<since>:<until>:<kid>
+//
+// It is in state retired (verify only) and published while now < until (SaKeyPublishable). A
+// public-only key with a plain `retired` label (imported before the marker existed) is listed
+// as imported without expiry.
+//
 // A fourth form, `kubehsm-sa:new:<uuid>`, names a key being created (it is relabelled to its
 // final name as soon as its kid is known); one left behind by a crash is listed as "incomplete",
 // never published or used, and can be removed. "Removed" keys are destroyed, so have no label.
@@ -25,7 +34,8 @@
 //   retire K      active/next → retired; refused for the only active key unless forced.
 //   remove K      destroys K; refused for an active key, and for a key retired less than
 //                 min_retired_seconds ago (its tokens may still be live) unless forced.
-//   import-public → a public-only key, retired, under its derived kid (migration, spec §3.2).
+//   import-public → a public-only key, retired and marked imported, under its derived kid
+//                 (migration, spec §3.2), published until its expiry.
 // Keys are named by full kid, a unique kid prefix of at least 4 characters, or full label.
 #pragma once
 
@@ -58,6 +68,8 @@ struct SaKeyLabel {
   SaKeyState state = SaKeyState::kIncomplete;
   int64_t since = 0;
   std::string kid;  // for kIncomplete: the temporary id
+  bool imported = false;  // the `imported` form (state is then kRetired)
+  int64_t until = 0;      // imported: published while now < until
 };
 
 // Formats a label as documented above.
@@ -75,7 +87,21 @@ struct SaKeyInfo {
   KeyType type = KeyType::kRsa2048;
   bool has_private = false;
   std::string spki_der;
+  // The key was generated outside the token and only its public half imported (`imported`
+  // label, or a public-only key with a plain label). `until`: end of publication (0: none, for
+  // a key imported before expiries were required).
+  bool imported = false;
+  int64_t until = 0;
 };
+
+// "token" for a key generated in the token, "imported" for an imported public key: the key
+// source the audit trail and `sa list` name.
+std::string_view SaKeySource(const SaKeyInfo& key);
+
+// Whether `key` may be published (JWKS, FetchKeys) at Unix time `now`: never an incomplete key;
+// an imported key only while now < until (when it has an expiry); every other key always. The
+// one rule every publisher applies (`sa jwks`, `sa discovery`, the daemon's published set).
+bool SaKeyPublishable(const SaKeyInfo& key, int64_t now);
 
 // Lists the service-account keys (labels with kSaLabelPrefix; other keys are ignored), ordered
 // active, next, retired, incomplete, newest first within a state. kFailedPrecondition when a label
@@ -83,7 +109,16 @@ struct SaKeyInfo {
 // store errors as they are.
 Result<std::vector<SaKeyInfo>> ListSaKeys(signer::KeyStore& store);
 
-// The keys to publish (JWKS, FetchKeys): next, active and retired, in ListSaKeys order.
+// The keys to publish (JWKS, FetchKeys) at `now`: ListSaKeys filtered by SaKeyPublishable, in
+// ListSaKeys order. The daemon lists with this (not ListSaKeys), so an imported key's expiry
+// also changes its label fingerprint and is noticed by the next poll.
+Result<std::vector<SaKeyInfo>> ListPublishedSaKeys(signer::KeyStore& store, int64_t now);
+// Same at the current time.
+Result<std::vector<SaKeyInfo>> ListPublishedSaKeys(signer::KeyStore& store);
+
+// ListPublishedSaKeys as kid + SPKI pairs.
+Result<std::vector<PublishedKey>> PublishedSaKeys(signer::KeyStore& store, int64_t now);
+// Same at the current time.
 Result<std::vector<PublishedKey>> PublishedSaKeys(signer::KeyStore& store);
 
 // The key new tokens are signed with.
@@ -123,9 +158,10 @@ struct RemoveOptions {
 // `sa remove KEY`: destroys KEY. Returns the removed key's info.
 Result<SaKeyInfo> RemoveSaKey(signer::KeyStore& store, std::string_view key, const RemoveOptions& options);
 
-// `sa import-public`: stores a public key (PKIX DER) as retired under its derived kid.
-// kAlreadyExists when a key with that kid is already present; kInvalidArgument for a bad key.
-Result<SaKeyInfo> ImportSaPublicKey(signer::KeyStore& store, std::string_view spki_der, int64_t now);
+// `sa import-public`: stores a public key (PKIX DER) under its derived kid, marked imported and
+// published until `until` (Unix seconds). kAlreadyExists when a key with that kid is already
+// present; kInvalidArgument for a bad key or until <= now.
+Result<SaKeyInfo> ImportSaPublicKey(signer::KeyStore& store, std::string_view spki_der, int64_t now, int64_t until);
 
 // For `kubehsm init` / `init phase sa`: returns the active service-account key, creating one of
 // `type` in state active when there is none. Idempotent: an existing active key is returned as it

@@ -252,29 +252,166 @@ std::vector<std::string> RenewableNames() {
   return names;
 }
 
+namespace {
+
+std::string EkuName(ExtKeyUsage e) { return e == ExtKeyUsage::kServerAuth ? "serverAuth" : "clientAuth"; }
+
+std::string EkuList(const std::vector<ExtKeyUsage>& v) {
+  std::string out;
+  for (auto e : v) out += (out.empty() ? "" : ",") + EkuName(e);
+  return out.empty() ? "none" : out;
+}
+
+std::string NameList(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? " " : "") + v[i];
+  return out + "]";
+}
+
+std::vector<std::string> SanStrings(const SanSet& s) {
+  std::vector<std::string> out;
+  for (const auto& d : s.dns) out.push_back("DNS:" + d);
+  for (const auto& ip : s.ips) out.push_back("IP:" + ip);
+  return out;
+}
+
+std::string JoinComma(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
+  return out;
+}
+
+// One certificate renew will replace, checked and with the spec it is re-issued with.
+struct RenewItem {
+  std::string name;
+  std::string long_name;
+  const LeafProfile* leaf = nullptr;
+  const KubeconfigProfile* kc = nullptr;
+  CaId ca_id = CaId::kCa;
+  fs::path path;
+  std::string kubeconfig_text;
+  CertSpec spec;
+};
+
+// What the certificate must say: the profile under the config, or (without a config) the
+// profile's fixed parts with the configuration-dependent ones taken from `have`.
+Result<CertSpec> WantedSpec(const RenewItem& item, const CertSpec& have, const ClusterConfig& config,
+                            bool config_given, std::vector<std::string>& problems) {
+  if (item.kc != nullptr) return KubeconfigClientSpec(*item.kc, config);
+  const LeafProfile& leaf = *item.leaf;
+  if (config_given) return LeafSpec(leaf, config, nullptr);
+  CertSpec want;
+  want.common_name = leaf.common_name.empty() ? have.common_name : std::string(leaf.common_name);
+  for (auto o : leaf.organizations) want.organizations.emplace_back(o);
+  want.ext_key_usages = leaf.ext_key_usages;
+  if (leaf.sans == SanRule::kNone) return want;
+  want.sans = have.sans;
+  std::vector<std::string> required;
+  if (leaf.sans == SanRule::kApiServer) {
+    required = {"DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc"};
+  } else {
+    required = {"DNS:" + have.common_name, "DNS:localhost", "IP:127.0.0.1"};
+  }
+  const std::vector<std::string> sans = SanStrings(have.sans);
+  std::vector<std::string> missing;
+  for (const auto& r : required) {
+    if (std::find(sans.begin(), sans.end(), r) == sans.end()) missing.push_back(r);
+  }
+  if (!missing.empty()) problems.push_back("SANs the profile requires are missing: " + JoinComma(missing));
+  return want;
+}
+
+// The differences between `have` and `want`, one phrase each.
+void DiffSpecs(const CertSpec& have, const CertSpec& want, std::vector<std::string>& problems) {
+  if (have.common_name != want.common_name) {
+    problems.push_back("CN \"" + have.common_name + "\", profile wants \"" + want.common_name + "\"");
+  }
+  if (have.organizations != want.organizations) {
+    problems.push_back("O " + NameList(have.organizations) + ", profile wants " + NameList(want.organizations));
+  }
+  const std::vector<std::string> h = SanStrings(have.sans), w = SanStrings(want.sans);
+  std::vector<std::string> extra, missing;
+  for (const auto& x : h) {
+    if (std::find(w.begin(), w.end(), x) == w.end()) extra.push_back(x);
+  }
+  for (const auto& x : w) {
+    if (std::find(h.begin(), h.end(), x) == h.end()) missing.push_back(x);
+  }
+  if (!extra.empty()) problems.push_back("SANs not in the profile: " + JoinComma(extra));
+  if (!missing.empty()) problems.push_back("SANs of the profile missing: " + JoinComma(missing));
+  if (have.ext_key_usages != want.ext_key_usages) {
+    problems.push_back("extended key usages " + EkuList(have.ext_key_usages) + ", profile wants " +
+                       EkuList(want.ext_key_usages));
+  }
+  if (have.is_ca) problems.push_back("CA:TRUE, profile wants CA:FALSE");
+}
+
+// Every reason not to renew `old` as `item` (empty: renewable). Fills item.spec.
+std::vector<std::string> CheckRenewable(RenewItem& item, const X509* old, const internal::LoadedCa& ca,
+                                        const PkiOptions& options, const RenewOptions& renew) {
+  std::vector<std::string> problems;
+  Status chain = VerifyIssuedBy(old, ca.cert.get());
+  if (!chain.ok()) {
+    problems.push_back("not issued by the " + std::string(ca.profile->name) + " CA (" +
+                       CertPath(options.cert_dir, ca.profile->file_base).string() + "): " + chain.message());
+  } else if (renew.issued) {
+    Status issued = renew.issued(old, ca.profile->name, item.name);
+    if (!issued.ok()) problems.push_back(issued.message());
+  }
+  Result<CertSpec> have = SpecFromCertificate(old);
+  if (!have.ok()) {
+    problems.push_back(have.status().message());
+    return problems;
+  }
+  Normalize(have->sans);
+  Result<CertSpec> want = WantedSpec(item, *have, options.config, renew.config_given, problems);
+  if (!want.ok()) {
+    problems.push_back("the profile under this configuration: " + want.status().message());
+    return problems;
+  }
+  want->is_ca = false;
+  Normalize(want->sans);
+  DiffSpecs(*have, *want, problems);
+  item.spec = std::move(*want);
+  return problems;
+}
+
+}  // namespace
+
 Result<RunSummary> RenewCertificates(KeyStore& store, const std::vector<std::string>& names,
-                                     const PkiOptions& options) {
+                                     const PkiOptions& options, const RenewOptions& renew) {
   internal::Runner r{store, options, {}, "renew"};
   std::vector<std::string> todo;
   const bool all = names.size() == 1 && names[0] == "all";
+  const auto valid = RenewableNames();
   if (all) {
-    for (const auto& n : RenewableNames()) {
+    for (const auto& n : valid) {
       const LeafProfile* leaf = FindLeafProfile(n);
       if (leaf != nullptr && leaf->etcd && options.config.external_etcd) continue;
       todo.push_back(n);
     }
   } else {
     for (const auto& n : names) {
-      const auto valid = RenewableNames();
       if (std::find(valid.begin(), valid.end(), n) == valid.end()) {
-        return InvalidArgument("unknown certificate '" + n + "' (one of: all, " + [&] {
-          std::string s;
-          for (const auto& v : valid) s += (s.empty() ? "" : ", ") + v;
-          return s;
-        }() + ")");
+        return InvalidArgument("unknown certificate '" + n + "' (one of: all, " + JoinComma(valid) + ")");
       }
       todo.push_back(n);
     }
+  }
+  // A wrong directory is an error, not a list of MISSING lines.
+  std::error_code ec;
+  if (!fs::is_directory(options.cert_dir, ec)) {
+    return NotFound("certificate directory " + options.cert_dir.string() + " does not exist (--cert-dir)");
+  }
+  const fs::path ca_path = CertPath(options.cert_dir, GetCaProfile(CaId::kCa).file_base);
+  if (!PathExists(ca_path)) {
+    return NotFound(options.cert_dir.string() + " holds no ca.crt: not a kubeadm certificate directory (--cert-dir)");
+  }
+  const bool any_kubeconfig = std::any_of(todo.begin(), todo.end(), [](const std::string& n) {
+    return FindKubeconfigProfile(n) != nullptr;
+  });
+  if (any_kubeconfig && !fs::is_directory(options.kubeconfig_dir, ec)) {
+    return NotFound("kubeconfig directory " + options.kubeconfig_dir.string() + " does not exist (--kubeconfig-dir)");
   }
   std::map<CaId, Result<internal::LoadedCa>> cas;
   auto ca_for = [&](CaId id) -> Result<internal::LoadedCa>& {
@@ -282,48 +419,72 @@ Result<RunSummary> RenewCertificates(KeyStore& store, const std::vector<std::str
     if (it == cas.end()) it = cas.emplace(id, r.LoadCa(GetCaProfile(id), options.cert_dir)).first;
     return it->second;
   };
+  // Check every certificate before renewing any.
+  std::vector<RenewItem> plan;
+  std::vector<std::string> refused;
+  int missing = 0;
   for (const auto& name : todo) {
-    const LeafProfile* leaf = FindLeafProfile(name);
-    const KubeconfigProfile* kc = FindKubeconfigProfile(name);
-    const std::string long_name(leaf != nullptr ? leaf->long_name : kc->long_name);
-    const CaId ca_id = leaf != nullptr ? leaf->ca : CaId::kCa;
-    const fs::path path = leaf != nullptr ? CertPath(options.cert_dir, leaf->file_base) : options.kubeconfig_dir / name;
-    std::string kubeconfig_text;
+    RenewItem item;
+    item.name = name;
+    item.leaf = FindLeafProfile(name);
+    item.kc = FindKubeconfigProfile(name);
+    item.long_name = std::string(item.leaf != nullptr ? item.leaf->long_name : item.kc->long_name);
+    item.ca_id = item.leaf != nullptr ? item.leaf->ca : CaId::kCa;
+    item.path = item.leaf != nullptr ? CertPath(options.cert_dir, item.leaf->file_base) : options.kubeconfig_dir / name;
     Result<X509Ptr> old = NotFound("");
-    if (leaf != nullptr) {
-      old = LoadCertificateFile(path);
-    } else if (PathExists(path)) {
-      KH_ASSIGN_OR_RETURN(kubeconfig_text, ReadFileBounded(path, kMaxPemFileBytes));
-      old = LoadKubeconfigCert(path);
+    if (item.leaf != nullptr) {
+      old = LoadCertificateFile(item.path);
+    } else if (PathExists(item.path)) {
+      KH_ASSIGN_OR_RETURN(item.kubeconfig_text, ReadFileBounded(item.path, kMaxPemFileBytes));
+      old = LoadKubeconfigCert(item.path);
     }
     if (!old.ok()) {
       if (old.status().code() != StatusCode::kNotFound) return old.status();
-      r.Say("MISSING! " + long_name);
-      if (!all) return NotFound(path.string() + " does not exist");
+      r.Say("MISSING! " + item.long_name);
+      if (!all) return NotFound(item.path.string() + " does not exist");
+      ++missing;
       continue;
     }
-    Result<internal::LoadedCa>& ca = ca_for(ca_id);
+    Result<internal::LoadedCa>& ca = ca_for(item.ca_id);
     if (!ca.ok()) {
       if (ca.status().code() == StatusCode::kNotFound) {
-        r.Say("Detected external " + std::string(GetCaProfile(ca_id).name) + ", " + long_name + " can't be renewed");
+        r.Say("Detected external " + std::string(GetCaProfile(item.ca_id).name) + ", " + item.long_name +
+              " can't be renewed");
         if (!all) return ca.status();
         continue;
       }
       return ca.status();
     }
-    KH_ASSIGN_OR_RETURN(CertSpec spec, SpecFromCertificate(old->get()));
-    spec.is_ca = false;
-    Normalize(spec.sans);
-    KH_ASSIGN_OR_RETURN(internal::KeyAndCert kc_pair, r.IssueWithNewKey(*ca, spec, r.LeafValidity(), name));
-    if (leaf != nullptr) {
-      KH_RETURN_IF_ERROR(r.WriteKeyAndCert(leaf->file_base, kc_pair));
-    } else {
-      KH_ASSIGN_OR_RETURN(std::string ca_pem, CertificateToPem(ca->cert.get()));
-      KH_ASSIGN_OR_RETURN(std::string updated, UpdateKubeconfigCredentials(kubeconfig_text, kc_pair.cert_pem,
-                                                                           kc_pair.key_pem, ca_pem));
-      KH_RETURN_IF_ERROR(r.Write(path, updated, kKubeconfigMode));
+    const std::vector<std::string> problems = CheckRenewable(item, old->get(), *ca, options, renew);
+    if (!problems.empty()) {
+      std::string reason;
+      for (const auto& p : problems) reason += (reason.empty() ? "" : "; ") + p;
+      refused.push_back(item.name + " (" + item.path.string() + "): " + reason);
+      continue;
     }
-    r.Say(long_name + " renewed");
+    plan.push_back(std::move(item));
+  }
+  if (!refused.empty()) {
+    std::string all_reasons;
+    for (const auto& x : refused) all_reasons += (all_reasons.empty() ? "" : " | ") + x;
+    return PermissionDenied("refusing to renew, nothing was renewed: " + all_reasons);
+  }
+  if (all && missing == static_cast<int>(todo.size())) {
+    return NotFound("no certificate to renew under " + options.cert_dir.string() + " and " +
+                    options.kubeconfig_dir.string() + " (every one is missing)");
+  }
+  for (const RenewItem& item : plan) {
+    const internal::LoadedCa& ca = *ca_for(item.ca_id);
+    KH_ASSIGN_OR_RETURN(internal::KeyAndCert kc_pair, r.IssueWithNewKey(ca, item.spec, r.LeafValidity(), item.name));
+    if (item.leaf != nullptr) {
+      KH_RETURN_IF_ERROR(r.WriteKeyAndCert(item.leaf->file_base, kc_pair));
+    } else {
+      KH_ASSIGN_OR_RETURN(std::string ca_pem, CertificateToPem(ca.cert.get()));
+      KH_ASSIGN_OR_RETURN(std::string updated, UpdateKubeconfigCredentials(item.kubeconfig_text, kc_pair.cert_pem,
+                                                                           kc_pair.key_pem, ca_pem));
+      KH_RETURN_IF_ERROR(r.Write(item.path, updated, kKubeconfigMode));
+    }
+    r.Say(item.long_name + " renewed");
   }
   if (all) {
     r.Say("");

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -55,15 +56,40 @@ std::string FormatExpirationYaml(const ExpirationReport& report);
 // The names `certs renew` accepts: every leaf's internal name and the four renewable kubeconfigs.
 std::vector<std::string> RenewableNames();
 
-// Renews `names` ("all" = every renewable name). Each certificate keeps subject CN and O, DNS
-// (re-sorted) and IP SANs and EKUs of the existing one, with a new software key, serial and
-// validity (T-5min .. T + certificateValidityPeriod), signed by the CA key in `store`. Kubeconfigs
-// get new client-certificate-data/client-key-data (and certificate-authority-data from ca.crt);
-// everything else in them is kept. A missing file prints "MISSING! <long name>" (an error for a
-// single name); a CA without its token key prints "Detected external <ca>, <long name> can't be
-// renewed". kInvalidArgument for an unknown name.
+// Whether the issuance records say `cert` was issued by CA `issuer_ca` ("ca", "etcd-ca", ...) as
+// `profile` ("apiserver", "admin.conf", ...): OK, or an error whose message says why not (cli/
+// implements it over the ledger: serial recorded with the same SHA-256, CA and profile).
+using IssuedCheckFn = std::function<Status(const X509* cert, std::string_view issuer_ca, std::string_view profile)>;
+
+struct RenewOptions {
+  // True when options.config is the cluster's kubeadm configuration (`--config`): each old
+  // certificate's subject and SANs must then equal what its profile yields for it. False: the parts
+  // of the profile that depend on the configuration (the node-name CN of the etcd certificates and
+  // the SANs of apiserver, etcd-server and etcd-peer) are taken from the old certificate, which
+  // the CA signature and `issued` prove kubehsm issued under this very profile; every fixed part
+  // (CN, O, the profile's own SANs, no SANs where the profile has none) must still match.
+  bool config_given = false;
+  // The ledger check. Empty: not checked (library callers without a ledger; the CLI always sets it).
+  IssuedCheckFn issued;
+};
+
+// Renews `names` ("all" = every renewable name). Each certificate is rebuilt from its kubeadm
+// profile, as init would issue it (see RenewOptions for where the configuration-dependent parts
+// come from), with a new software key, serial and validity (T-5min .. T +
+// certificateValidityPeriod), signed by the CA key in `store`; key usage, extended key usages and
+// CA:FALSE always come from the profile. Only a certificate this CA issued is renewed: its
+// signature must verify against the CA certificate, `renew.issued` must accept it, and its
+// subject, SANs, EKUs and basic constraints must fit the profile. Every name is checked before
+// anything is renewed: any refusal fails the whole run with kPermissionDenied listing each refused
+// certificate and a diff-style reason ("CN \"attacker\", profile wants ...; SANs not in the profile:
+// DNS:*.example.com"), and nothing is written. Kubeconfigs get new client-certificate-data/
+// client-key-data (and certificate-authority-data from ca.crt); everything else in them is kept.
+// A missing file prints "MISSING! <long name>" (an error for a single name); a CA without its token
+// key prints "Detected external <ca>, <long name> can't be renewed". Fails with kNotFound when
+// cert_dir (or, for kubeconfigs, kubeconfig_dir) does not exist or cert_dir holds no ca.crt, and
+// for "all" when every certificate is missing. kInvalidArgument for an unknown name.
 Result<RunSummary> RenewCertificates(KeyStore& store, const std::vector<std::string>& names,
-                                     const PkiOptions& options);
+                                     const PkiOptions& options, const RenewOptions& renew = {});
 
 // ---- verify ----------------------------------------------------------------------------------
 

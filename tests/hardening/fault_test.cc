@@ -169,7 +169,8 @@ TEST_F(FaultTest, PublicOnlyServiceAccountKeyNeverSigns) {
   auto gen = RunProcess({"sh", "-c", "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 | "
                                      "openssl pkey -pubout -out " + (dir() / "old-sa.pub").string()});
   ASSERT_EQ(gen.exit_code, 0) << gen.err;
-  ChildRun imported = Kubehsm({"sa", "import-public", (dir() / "old-sa.pub").string()});
+  ChildRun imported = Kubehsm({"sa", "import-public", (dir() / "old-sa.pub").string(), "--confirm-key-outside-token",
+                               "--expires-in", "30d"});
   ASSERT_EQ(imported.exit_code, 0) << imported.out << imported.err;
   ChildRun activate = Kubehsm({"sa", "activate", "--force"});
   ChildRun sign = Kubehsm({"sa", "sign", "--issuer", "https://k", "--namespace", "default", "--service-account", "default",

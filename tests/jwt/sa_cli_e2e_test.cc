@@ -206,7 +206,8 @@ TEST_F(SaCliTest, ImportPublicPublishesUnderOpensslDerivedKid) {
                          (dir.path() / "sa.pub").string()});
   ASSERT_EQ(kid.exit_code, 0);
   kid.out.erase(kid.out.find_last_not_of("\r\n") + 1);
-  auto imp = Kubehsm({"sa", "import-public", "--public-key", (dir.path() / "sa.pub").string()});
+  auto imp = Kubehsm({"sa", "import-public", "--public-key", (dir.path() / "sa.pub").string(),
+                      "--confirm-key-outside-token", "--expires-in", "30d"});
   ASSERT_EQ(imp.exit_code, 0) << imp.err;
   EXPECT_NE(imp.out.find(kid.out), std::string::npos) << imp.out;
   bool found = false;
@@ -219,7 +220,10 @@ TEST_F(SaCliTest, ImportPublicPublishesUnderOpensslDerivedKid) {
   }
   EXPECT_TRUE(found);
   EXPECT_NE(Kubehsm({"sa", "jwks"}).out.find("\"kid\":\"" + kid.out + "\""), std::string::npos);
-  EXPECT_EQ(Kubehsm({"sa", "import-public", (dir.path() / "sa.pub").string()}).exit_code, 2);  // already present
+  EXPECT_EQ(Kubehsm({"sa", "import-public", (dir.path() / "sa.pub").string(), "--confirm-key-outside-token",
+                     "--expires-in", "30d"})
+                .exit_code,
+            2);  // already present
   EXPECT_EQ(Kubehsm({"sa", "activate", "--force", kid.out}).exit_code, 2);  // public only
 }
 

@@ -180,18 +180,40 @@ TEST(SaKeysTest, ImportPublicKeyIsRetiredUnderDerivedKid) {
   signer::MemoryKeyStore store;
   ASSERT_TRUE(EnsureActiveSaKey(store, KeyType::kEcP256, kNow).ok());
   auto legacy = signer::SigningKey::GenerateSoftware(KeyType::kRsa2048).value();
-  auto imported = ImportSaPublicKey(store, legacy.spki_der(), kNow);
+  const int64_t until = kNow + 20LL * 365 * 86400;  // VerifyWithStore publishes at the real time
+  auto imported = ImportSaPublicKey(store, legacy.spki_der(), kNow, until);
   ASSERT_TRUE(imported.ok()) << imported.status().message();
   const std::string kid = KidFromSpki(legacy.spki_der()).value();
   EXPECT_EQ(imported->kid, kid);
-  EXPECT_EQ(imported->label, "kubehsm-sa:retired:1767225600:" + kid);
+  EXPECT_EQ(imported->label, "kubehsm-sa:imported:1767225600:" + std::to_string(until) + ":" + kid);
   EXPECT_FALSE(imported->has_private);
-  EXPECT_EQ(ImportSaPublicKey(store, legacy.spki_der(), kNow).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_TRUE(imported->imported);
+  EXPECT_EQ(ImportSaPublicKey(store, legacy.spki_der(), kNow, until).status().code(), StatusCode::kAlreadyExists);
   // Cannot be activated: there is no private half.
   EXPECT_EQ(ActivateSaKey(store, kid, {kNow + 99999, 0, true}).status().code(), StatusCode::kFailedPrecondition);
   // Tokens signed by the legacy key (e.g. by kube-apiserver from sa.key) verify with the published set.
   const std::string token = SignCompact(legacy, kid, BuildBoundClaims(PodBoundRequest(), kNow, "j").value()).value();
   EXPECT_TRUE(VerifyWithStore(store, token, kNow).ok());
+}
+
+// An imported key is marked as such, listed with its expiry, and published only before it.
+TEST(SaKeysTest, ImportedKeyIsMarkedAndNotPublishedAfterItsExpiry) {
+  signer::MemoryKeyStore store;
+  ASSERT_TRUE(EnsureActiveSaKey(store, KeyType::kEcP256, kNow).ok());
+  auto outside = signer::SigningKey::GenerateSoftware(KeyType::kEcP256).value();
+  EXPECT_EQ(ImportSaPublicKey(store, outside.spki_der(), kNow, kNow).status().code(), StatusCode::kInvalidArgument);
+  auto imported = ImportSaPublicKey(store, outside.spki_der(), kNow, kNow + 3600);
+  ASSERT_TRUE(imported.ok()) << imported.status().message();
+  auto listed = ListSaKeys(store).value();
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(SaKeySource(listed[0]), "token");
+  EXPECT_EQ(SaKeySource(listed[1]), "imported");
+  EXPECT_EQ(listed[1].until, kNow + 3600);
+  EXPECT_TRUE(SaKeyPublishable(listed[1], kNow + 3599));
+  EXPECT_FALSE(SaKeyPublishable(listed[1], kNow + 3600));
+  EXPECT_EQ(Kids(PublishedSaKeys(store, kNow + 3599).value()), Sorted({listed[0].kid, imported->kid}));
+  EXPECT_EQ(Kids(PublishedSaKeys(store, kNow + 3600).value()), std::vector<std::string>{listed[0].kid});
+  EXPECT_EQ(ListPublishedSaKeys(store, kNow + 3600).value().size(), 1u);
 }
 
 TEST(SaKeysTest, ListFailsWithMislabelledKey) {

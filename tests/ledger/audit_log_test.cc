@@ -105,6 +105,26 @@ TEST_F(AuditLogTest, TruncatedTailIsDetectedThroughTheHead) {
   ExpectFails("truncated after record 3");
 }
 
+// One record after the head is the window of a writer killed between its two writes: reported.
+// Two cannot come from a crash: refused. Appends refuse to continue a partial last line.
+TEST_F(AuditLogTest, RecordsBeyondTheHeadAreReportedAndTwoFail) {
+  const std::string head = ReadTestFile(log_->head_path());
+  ASSERT_TRUE(log_->Append("cert-issue", {{"serial", "6"}}).ok());
+  WriteTestFile(log_->head_path(), head);
+  auto one = log_->Verify();
+  ASSERT_TRUE(one.ok()) << one.status().message();
+  EXPECT_EQ(one->beyond_head, 1);
+  const std::string lines = ReadTestFile(log_->path());
+  ASSERT_TRUE(log_->Append("cert-issue", {{"serial", "7"}}).ok());
+  WriteTestFile(log_->head_path(), head);
+  ExpectFails("2 record(s) beyond the head");
+  EXPECT_EQ(log_->Verify().status().code(), StatusCode::kFailedPrecondition);
+  WriteTestFile(log_->path(), lines + "{\"seq\":");
+  EXPECT_EQ(log_->Append("cert-issue", {{"serial", "8"}}).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(log_->CheckAppendable().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReadTestFile(log_->path()), lines + "{\"seq\":");
+}
+
 TEST_F(AuditLogTest, PartialLastLineIsDetected) {
   std::string all = ReadTestFile(log_->path());
   WriteTestFile(log_->path(), all.substr(0, all.size() - 20));

@@ -88,6 +88,31 @@ TEST(LedgerTest, IssueErrorRollsBackAndRecordsNothing) {
   EXPECT_TRUE((*l)->Record(MakeRecord("01")).ok());  // no transaction left open
 }
 
+// The audit append runs inside the row's transaction: a failing append leaves no row.
+TEST(LedgerTest, RecordThenRollsBackWhenTheAuditAppendFails) {
+  testing::TempDir dir;
+  auto l = Ledger::Open(dir.path() / "ledger.db").value();
+  EXPECT_EQ(l->RecordThen(MakeRecord("AA"), [] { return Unavailable("audit: disk full"); }).code(),
+            StatusCode::kUnavailable);
+  EXPECT_EQ(l->Count().value(), 0);
+  EXPECT_FALSE(l->Contains("AA").value());
+  ASSERT_TRUE(l->RecordThen(MakeRecord("AA"), [] { return OkStatus(); }).ok());
+  EXPECT_EQ(l->Count().value(), 1);
+  EXPECT_EQ(CheckLedgerAudited(*l, {"AA"}).code(), StatusCode::kOk);
+  EXPECT_EQ(CheckLedgerAudited(*l, {}).code(), StatusCode::kFailedPrecondition);
+}
+
+// A symlinked or foreign ledger file is refused, and the symlink's target is not touched.
+TEST(LedgerTest, SymlinkedLedgerIsRefused) {
+  testing::TempDir dir;
+  testing::WriteTestFile(dir.path() / "decoy", "");
+  std::filesystem::create_symlink(dir.path() / "decoy", dir.path() / "ledger.db");
+  auto l = Ledger::Open(dir.path() / "ledger.db");
+  ASSERT_EQ(l.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(l.status().message().find("symlink"), std::string::npos);
+  EXPECT_EQ(testing::ReadTestFile(dir.path() / "decoy"), "");
+}
+
 TEST(LedgerTest, ListFiltersAndKeepsOrder) {
   testing::TempDir dir;
   auto l = Ledger::Open(dir.path() / "ledger.db");

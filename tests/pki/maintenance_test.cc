@@ -128,6 +128,33 @@ TEST_F(MaintenanceTest, RenewRejectsUnknownNameAndReportsMissing) {
   EXPECT_EQ(RenewCertificates(store_, {"front-proxy-client"}, options_).status().code(), StatusCode::kNotFound);
 }
 
+// With the cluster's configuration, the old certificate must be exactly what the profile yields:
+// a configuration with other SANs refuses (diff-style), and nothing is renewed.
+TEST_F(MaintenanceTest, RenewWithConfigRefusesSansThatDifferFromTheProfile) {
+  const std::string before = ReadFileBounded(options_.cert_dir / "apiserver.crt", 1 << 20).value();
+  PkiOptions renew = options_;
+  renew.config.apiserver_cert_sans = {"other.example.com"};
+  RenewOptions checks;
+  checks.config_given = true;
+  auto r = RenewCertificates(store_, {"apiserver"}, renew, checks);
+  ASSERT_EQ(r.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(r.status().message().find("SANs of the profile missing: DNS:other.example.com"), std::string::npos)
+      << r.status().message();
+  EXPECT_EQ(ReadFileBounded(options_.cert_dir / "apiserver.crt", 1 << 20).value(), before);
+  // The same configuration as init renews, and the ledger check is consulted with CA and profile.
+  std::vector<std::string> asked;
+  checks.issued = [&](const X509*, std::string_view ca, std::string_view profile) {
+    asked.push_back(std::string(ca) + "/" + std::string(profile));
+    return OkStatus();
+  };
+  ASSERT_TRUE(RenewCertificates(store_, {"apiserver", "admin.conf"}, options_, checks).ok());
+  EXPECT_EQ(asked, (std::vector<std::string>{"ca/apiserver", "ca/admin.conf"}));
+  checks.issued = [](const X509*, std::string_view, std::string_view) { return PermissionDenied("not in the ledger"); };
+  auto refused = RenewCertificates(store_, {"apiserver"}, options_, checks);
+  ASSERT_EQ(refused.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(refused.status().message().find("not in the ledger"), std::string::npos);
+}
+
 TEST_F(MaintenanceTest, VerifyFlagsWrongCaModeAndKeyOnDisk) {
   auto items = VerifyPki(options_.cert_dir, options_.kubeconfig_dir, &options_.config, options_.now, &store_);
   for (const auto& i : items) EXPECT_TRUE(i.ok) << i.name;
