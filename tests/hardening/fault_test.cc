@@ -187,7 +187,7 @@ TEST_F(FaultTest, PublicOnlyServiceAccountKeyNeverSigns) {
 // again; no file is written, the token holds no key, and a clean re-run completes.
 TEST_F(FaultTest, DeviceErrorOnCaSelfSignRemovesTheNewKeyAndRerunCompletes) {
   ChildRun r = KubehsmWithFaults("C_Sign=CKR_DEVICE_ERROR\n", InitArgs(Node()));
-  ExpectOneErrorLine(r, "problem has occurred with the token");
+  ExpectOneErrorLine(r, "C_Sign with 'ca': CKR_DEVICE_ERROR");
   EXPECT_TRUE(ExpectEveryFileValid(Node()).empty());
   for (const auto& [name, bytes] : Snapshot(Node())) ADD_FAILURE() << "file written: " << name;
   EXPECT_TRUE(KeyLabels().empty()) << "the key of the failed CA was left in the token";
@@ -221,7 +221,7 @@ TEST_F(FaultTest, DeviceErrorDuringLeafSigningLeavesNoHalfPair) {
   ASSERT_EQ(sa.exit_code, 0) << sa.err;
   const auto before = Snapshot(Node());
   ChildRun r = KubehsmWithFaults("C_Sign=CKR_DEVICE_ERROR:1\n", InitArgs(Node()));
-  ExpectOneErrorLine(r, "problem has occurred with the token");
+  ExpectOneErrorLine(r, "C_Sign with 'ca': CKR_DEVICE_ERROR");
   EXPECT_EQ(Snapshot(Node()), before);
   ExpectConsistent(Node());
   InitOk(Node());
@@ -235,7 +235,7 @@ TEST_F(FaultTest, DeviceErrorDuringRenewKeepsEveryOldFile) {
   ChildRun r = KubehsmWithFaults("C_Sign=CKR_DEVICE_ERROR\n", {"certs", "renew", "all", "--cert-dir",
                                                           (Node() / "pki").string(), "--kubeconfig-dir",
                                                           Node().string()});
-  ExpectOneErrorLine(r, "problem has occurred with the token");
+  ExpectOneErrorLine(r, "C_Sign with 'ca': CKR_DEVICE_ERROR");
   EXPECT_EQ(Snapshot(Node()), before);
   ExpectConsistent(Node());
   ChildRun again = Kubehsm({"certs", "renew", "all", "--cert-dir", (Node() / "pki").string(), "--kubeconfig-dir",
@@ -310,7 +310,7 @@ class SignDirFaultTest : public FaultTest {
 TEST_F(SignDirFaultTest, DeviceErrorDuringSignDirWritesNoCertificateAndRerunCompletes) {
   GenerateCsrs(Node());
   ChildRun r = KubehsmWithFaults("C_Sign=CKR_DEVICE_ERROR:1\n", SignDirArgs(Node()));
-  ExpectOneErrorLine(r, "problem has occurred with the token");
+  ExpectOneErrorLine(r, "C_Sign with 'ca': CKR_DEVICE_ERROR");
   EXPECT_EQ(SignedCount(Node()), 0u);
   ExpectConsistent(Node());
   ChildRun again = Kubehsm(SignDirArgs(Node()));
