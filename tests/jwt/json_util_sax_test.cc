@@ -4,6 +4,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "signer/jwt/json_util.h"
 
@@ -79,13 +80,25 @@ TEST(JsonUtilSaxTest, DepthLimitIs32Levels) {
   EXPECT_EQ(Error("{\"x\":" + std::string(40, '[') + "1,\"x\":1"), "claims: nested too deeply");
 }
 
+// What nlohmann::json::parse says about `input`, without its "[json.exception.parse_error.N] " id.
+std::string NlohmannMessageWithoutId(const std::string& input) {
+  try {
+    (void)nlohmann::json::parse(input);
+  } catch (const nlohmann::json::parse_error& e) {
+    const std::string what = e.what();
+    const auto end = what.find("] ");
+    return end == std::string::npos ? what : what.substr(end + 2);
+  }
+  return "(parsed)";
+}
+
 TEST(JsonUtilSaxTest, SyntaxErrorsKeepNlohmannsMessageWithoutTheExceptionId) {
   EXPECT_EQ(Error(R"({"a":1}x)"),
             "claims: invalid JSON: parse error at line 1, column 8: syntax error while parsing value - invalid "
             "literal; last read: '1}x'; expected end of input");
-  EXPECT_EQ(Error(""),
-            "claims: invalid JSON: parse error at line 1, column 1: syntax error while parsing value - unexpected end "
-            "of input; expected '[', '{', or a literal");
+  // nlohmann's wording for an empty input differs between 3.11.2 (Debian 12) and 3.11.3 (Debian 13):
+  // the oracle is nlohmann itself, with the exception id removed.
+  EXPECT_EQ(Error(""), "claims: invalid JSON: " + NlohmannMessageWithoutId(""));
   EXPECT_EQ(Error("{\"a\":\"\xff\"}"),
             "claims: invalid JSON: parse error at line 1, column 7: syntax error while parsing value - invalid string: "
             "ill-formed UTF-8 byte; last read: '\"\xff'");

@@ -47,7 +47,10 @@ class SignCsrTest : public testutil::KubehsmCaFixture {
     EXPECT_NE(audit.find(message), std::string::npos) << "the audit record carries the reason";
   }
 
-  std::string OpensslText() { return RunProcess({"openssl", "x509", "-in", out().string(), "-noout", "-text"}).out; }
+  // An explicit -nameopt: the default name format of -text differs between OpenSSL 3.0 and 3.5.
+  std::string OpensslText() {
+    return RunProcess({"openssl", "x509", "-in", out().string(), "-noout", "-text", "-nameopt", "oneline"}).out;
+  }
 };
 
 CsrRequest KubeletClient(const std::string& node = "worker-1") {
