@@ -93,6 +93,22 @@ TEST_F(KeysCliTest, TokenCheckAndInitArgsRefuseBadInput) {
   ExpectOneErrorLine(r, "PINs come only from a PIN source");
 }
 
+// PINs outside the token's ulMinPinLen..ulMaxPinLen (SoftHSM: 4..255) are refused before
+// C_InitToken, and the free slot stays free.
+TEST_F(KeysCliTest, TokenInitRefusesPinsTheTokenCannotTake) {
+  TempDir dir;
+  WriteTestFile(dir.path() / "so.pin", "12345678");
+  WriteTestFile(dir.path() / "short.pin", "123");
+  auto r = Kubehsm({"--pin-source", "file:" + (dir.path() / "short.pin").string(), "token", "init", "--label",
+                    "second", "--so-pin-source", "file:" + (dir.path() / "so.pin").string()});
+  EXPECT_EQ(r.exit_code, 2);
+  ExpectOneErrorLine(r, "the user PIN has 3 characters; this token accepts 4 to 255");
+  auto list = Kubehsm({"token", "list"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_EQ(list.out.find("second"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("free (uninitialized)"), std::string::npos) << list.out;
+}
+
 TEST_F(KeysCliTest, DuplicateLabelFailsWithOneLine) {
   ASSERT_EQ(Kubehsm({"keys", "generate", "--label", "ca", "--type", "ecdsa-p256"}).exit_code, 0);
   auto r = Kubehsm({"keys", "generate", "--label", "ca", "--type", "ecdsa-p256"});
