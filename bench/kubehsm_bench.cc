@@ -201,6 +201,27 @@ Status RunSign(const Args& a) {
                   {"rounds_subject", p.subject}};
       Emit(f);
     }
+    // What the software check of every token signature (SigningKey::Sign) costs: one in-process
+    // JWS (sign in the token + verify) against the verification alone, paired rounds, one thread.
+    KH_ASSIGN_OR_RETURN(std::string der_sig, key.Sign(signing_input));
+    EVP_PKEY* pub = key.public_key();
+    auto verify_only = [&]() -> Status { return signer::VerifySignature(pub, type, signing_input, der_sig); };
+    KH_RETURN_IF_ERROR(Throughput(1, 0.2, verify_only).status());
+    KH_ASSIGN_OR_RETURN(Paired vp, Interleave(
+                                       rounds, [&] { return Throughput(1, seconds, verify_only); },
+                                       [&] { return Throughput(1, seconds, jws); }));
+    Figure vf;
+    vf.name = "sign.verify_share." + ShortType(type);
+    vf.value = Median(vp.subject);
+    vf.unit = "sig/s";
+    vf.baseline = Median(vp.baseline);
+    vf.ratio = vp.MedianRatio();  // jws rate / verify rate = share of a JWS call spent verifying
+    vf.better = "lower";
+    vf.detail = {{"baseline_path", "signer::VerifySignature alone (software, default provider)"},
+                 {"subject_path", "jwt::SignCompact, whose SigningKey::Sign verifies every token signature"},
+                 {"rounds_baseline", vp.baseline},
+                 {"rounds_subject", vp.subject}};
+    Emit(vf);
   }
   return OkStatus();
 }
