@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 #include <string_view>
+#include <system_error>
 #include <utility>
 
 #include "common/file_util.h"

@@ -6,6 +6,7 @@
 // check passed, 1 otherwise, 2 on usage errors.
 //
 // usage: kubehsm_serve_probe SOCKET KID MAX_EXPIRATION_SECONDS WORK_DIR
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <string>
