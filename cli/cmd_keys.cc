@@ -157,26 +157,39 @@ int TokenList(Context& ctx, const Args& args) {
 int TokenInit(Context& ctx, const Args& args) {
   po::options_description d("kubehsm token init");
   d.add_options()("label", po::value<std::string>()->required(), "label of the new token")(
-      "so-pin-source", po::value<std::string>()->required(),
+      "so-pin-source", po::value<std::string>(),
       "where the security officer PIN comes from: env:VAR, file:PATH, fd:N or prompt")(
+      "no-so-pin", po::bool_switch(),
+      "the token has no security officer PIN (NSS softokn): the SO logs in with an empty PIN to set the user PIN")(
       "factory-so-pin-source", po::value<std::string>(),
       "the SO PIN the token has now, for tokens whose C_InitToken checks it (openCryptoki: its default "
       "87654321); the SO PIN is then changed to the new one");
   po::variables_map vm;
   int code = 0;
-  if (!ParseArgs(ctx, "kubehsm token init --label NAME --so-pin-source SRC --pin-source SRC", d, nullptr, args, vm,
+  if (!ParseArgs(ctx, "kubehsm token init --label NAME (--so-pin-source SRC | --no-so-pin) --pin-source SRC", d, nullptr, args, vm,
                  code)) {
     return code;
   }
   if (ctx.globals().pin_source.empty()) return ctx.UsageError("token init needs --pin-source for the new user PIN");
-  auto so_src = hsm::PinSource::Parse(vm["so-pin-source"].as<std::string>());
-  if (!so_src.ok()) return ctx.Fail(so_src.status());
+  const bool no_so_pin = vm["no-so-pin"].as<bool>();
+  if (no_so_pin == (vm.count("so-pin-source") != 0)) {
+    return ctx.UsageError("token init needs exactly one of --so-pin-source and --no-so-pin");
+  }
+  if (no_so_pin && vm.count("factory-so-pin-source") != 0) {
+    return ctx.UsageError("--no-so-pin and --factory-so-pin-source exclude each other");
+  }
   auto user_src = hsm::PinSource::Parse(ctx.globals().pin_source);
   if (!user_src.ok()) return ctx.Fail(user_src.status());
   auto module = hsm::Module::Load(ctx.globals().module, ctx.globals().module_init_args);
   if (!module.ok()) return ctx.Fail(module.status());
-  auto so_pin = hsm::ReadPin(*so_src, "new security officer PIN: ");
-  if (!so_pin.ok()) return ctx.Fail(so_pin.status());
+  hsm::Pin so_pin;  // empty with --no-so-pin
+  if (!no_so_pin) {
+    auto so_src = hsm::PinSource::Parse(vm["so-pin-source"].as<std::string>());
+    if (!so_src.ok()) return ctx.Fail(so_src.status());
+    auto read = hsm::ReadPin(*so_src, "new security officer PIN: ");
+    if (!read.ok()) return ctx.Fail(read.status());
+    so_pin = std::move(*read);
+  }
   auto user_pin = hsm::ReadPin(*user_src, "new user PIN: ");
   if (!user_pin.ok()) return ctx.Fail(user_pin.status());
   std::optional<hsm::Pin> factory_pin;
@@ -187,7 +200,7 @@ int TokenInit(Context& ctx, const Args& args) {
     if (!pin.ok()) return ctx.Fail(pin.status());
     factory_pin.emplace(std::move(*pin));
   }
-  auto info = (*module)->InitToken(vm["label"].as<std::string>(), *so_pin, *user_pin,
+  auto info = (*module)->InitToken(vm["label"].as<std::string>(), so_pin, *user_pin,
                                    factory_pin ? &*factory_pin : nullptr);
   if (!info.ok()) return ctx.Fail(info.status());
   ctx.out() << "initialized token " << info->Uri() << "\n";

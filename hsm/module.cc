@@ -233,7 +233,8 @@ Result<TokenInfo> Module::InitToken(const std::string& label, const Pin& so_pin,
     }
     return OkStatus();
   };
-  KH_RETURN_IF_ERROR(check_len(so_pin, "security officer"));
+  // An empty SO PIN: a token without one (NSS softokn, whose SO logs in with an empty PIN).
+  if (!so_pin.empty()) KH_RETURN_IF_ERROR(check_len(so_pin, "security officer"));
   KH_RETURN_IF_ERROR(check_len(user_pin, "user"));
   const Pin& init_pin = factory_so_pin != nullptr ? *factory_so_pin : so_pin;
   CK_UTF8CHAR lbl[32];

@@ -84,7 +84,8 @@ class Module final {
   // `factory_so_pin`, when given, is the SO PIN the token has now (openCryptoki's C_InitToken checks
   // its factory default "87654321"): C_InitToken uses it and the SO PIN is then changed to `so_pin`
   // (C_SetPIN). Tokens that ignore the label (NSS softokn keeps "NSS Certificate DB") are found
-  // again by their slot.
+  // again by their slot. An empty `so_pin` is for tokens without an SO PIN (NSS softokn: the SO
+  // logs in with an empty PIN to set the user PIN, which becomes the database password).
   Result<TokenInfo> InitToken(const std::string& label, const Pin& so_pin, const Pin& user_pin,
                               const Pin* factory_so_pin = nullptr);
 
