@@ -124,7 +124,8 @@ struct RemoveOptions {
 Result<SaKeyInfo> RemoveSaKey(signer::KeyStore& store, std::string_view key, const RemoveOptions& options);
 
 // `sa import-public`: stores a public key (PKIX DER) as retired under its derived kid.
-// kAlreadyExists when a key with that kid is already present; kInvalidArgument for a bad key.
+// kAlreadyExists when a key with that kid is already present; kInvalidArgument for a bad key
+// (including one signer::CheckPublicKey refuses: RSA e < 65537 or even, explicit EC parameters).
 Result<SaKeyInfo> ImportSaPublicKey(signer::KeyStore& store, std::string_view spki_der, int64_t now);
 
 // For `kubehsm init` / `init phase sa`: returns the active service-account key, creating one of
