@@ -124,9 +124,11 @@ struct SigningPolicy {
   KubeletServingPolicy kubelet_serving;
 };
 
-// Parses a signing policy. kInvalidArgument naming the field ("profiles[2].sans.dns[0]: invalid
-// regular expression ...") for unknown fields, missing required fields, bad regexes/CIDRs/
-// durations/EKUs/key settings, duplicate profile names, or a name of a built-in profile.
+// Parses a signing policy (`profiles` and/or `kubeletServing`). kInvalidArgument naming the field
+// ("profiles[2].sans.dns[0]: invalid regular expression ...") for unknown fields, missing required
+// fields, patterns RE2 cannot compile (back-references, look-around, repetitions over 1000) or
+// over 512 characters, bad CIDRs/durations/EKUs/key settings, duplicate profile names, a name of a
+// built-in profile, or kubeletServing nodes/domains that are not DNS names or are service/IP-like.
 Result<SigningPolicy> ParseSigningPolicy(std::string_view yaml);
 Result<SigningPolicy> LoadSigningPolicy(const std::filesystem::path& file);
 
