@@ -464,6 +464,23 @@ TEST_F(HostileInputTest, TerminalEscapesInTheLedgerArePrintedEscapedAndJsonStays
   EXPECT_TRUE(found) << "the JSON keeps the exact subject, escaped as JSON: " << json.out;
 }
 
+TEST_F(HostileInputTest, TerminalEscapesInSignDirRefusedLinesArePrintedEscaped) {
+  const fs::path node = dir() / "node";
+  const fs::path config = GenerateCsrs(node);
+  EvpPkeyPtr key = testutil::NewKey("ec-p256");
+  WriteTestFile(node / "pki/apiserver-kubelet-client.csr",
+                RawCsr(key.get(), "kube-apiserver-kubelet-client\x1b[1A\x1b[2K[sign-dir] Done", {"kubeadm:cluster-admins"}));
+  auto r = Kubehsm({"certs", "sign-dir", "--config", config.string(), "--cert-dir", (node / "pki").string(),
+                    "--kubeconfig-dir", node.string(), "--ca-dir", ca_dir().string()});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("[sign-dir] REFUSED " + (node / "pki/apiserver-kubelet-client.csr").string() +
+                       ": disallowed CN 'kube-apiserver-kubelet-client\\x1b[1A\\x1b[2K[sign-dir] Done'"),
+            std::string::npos)
+      << r.out;
+}
+
 // ---- item 13: only regular files are read from the media -----------------------------------------
 
 TEST_F(HostileInputTest, FifoInSignDirInputIsRefusedWithoutHanging) {
