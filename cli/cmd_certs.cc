@@ -190,8 +190,8 @@ int CertsSignCsr(Context& ctx, const Args& args) {
   };
   std::optional<signer::pki::ClusterConfig> config;
   if (vm.count("config") != 0) {
-    auto c = signer::pki::LoadKubeadmConfig(vm["config"].as<std::string>(),
-                                            vm["allow-public-suffix-wildcards"].as<bool>());
+    auto c =
+        signer::pki::LoadKubeadmConfig(vm["config"].as<std::string>(), vm["allow-public-suffix-wildcards"].as<bool>());
     if (!c.ok()) return ctx.Fail(c.status().WithContext("--config"));
     config = *c;
   }
@@ -289,8 +289,8 @@ int CertsSignDir(Context& ctx, const Args& args) {
   if (!in_tar && (vm.count("cert-dir") == 0 || vm.count("kubeconfig-dir") == 0)) {
     return ctx.UsageError("sign-dir needs --cert-dir and --kubeconfig-dir (or --in-tar and --out-tar)");
   }
-  auto config = signer::pki::LoadKubeadmConfig(vm["config"].as<std::string>(),
-                                              vm["allow-public-suffix-wildcards"].as<bool>());
+  auto config =
+      signer::pki::LoadKubeadmConfig(vm["config"].as<std::string>(), vm["allow-public-suffix-wildcards"].as<bool>());
   if (!config.ok()) return ctx.Fail(config.status().WithContext("--config"));
   signer::pki::SignDirOptions options;
   options.config = *config;

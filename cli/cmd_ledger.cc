@@ -73,8 +73,8 @@ int LedgerList(Context& ctx, const Args& args) {
   for (const auto& r : *rows) {
     ctx.out() << std::left << std::setw(18) << EscapeForTerminal(r.serial_hex) << std::setw(16)
               << EscapeForTerminal(r.issuer_ca) << std::setw(26) << EscapeForTerminal(r.profile) << std::setw(11)
-              << EscapeForTerminal(r.operation) << std::setw(22) << UtcTime(r.not_after)
-              << EscapeForTerminal(r.subject) << "\n";
+              << EscapeForTerminal(r.operation) << std::setw(22) << UtcTime(r.not_after) << EscapeForTerminal(r.subject)
+              << "\n";
   }
   return kExitOk;
 }

@@ -18,11 +18,15 @@ TEST(EscapeForTerminalTest, PrintableAsciiAndUtf8PassUnchanged) {
 }
 
 TEST(EscapeForTerminalTest, C1ControlsBidiOverridesAndInvalidUtf8AreEscaped) {
-  EXPECT_EQ(EscapeForTerminal("\xc2\x9b" "2J"), "\\xc2\\x9b2J");            // U+009B, the 8-bit CSI
-  EXPECT_EQ(EscapeForTerminal("abc\xe2\x80\xae" "fdp.exe"), "abc\\xe2\\x80\\xaefdp.exe");  // U+202E RLO
-  EXPECT_EQ(EscapeForTerminal("\xff\xc0\xaf"), "\\xff\\xc0\\xaf");          // invalid, overlong '/'
-  EXPECT_EQ(EscapeForTerminal("\xed\xa0\x80"), "\\xed\\xa0\\x80");          // a UTF-16 surrogate
-  EXPECT_EQ(EscapeForTerminal("cut\xe6\x9d"), "cut\\xe6\\x9d");             // truncated sequence
+  EXPECT_EQ(EscapeForTerminal("\xc2\x9b"
+                              "2J"),
+            "\\xc2\\x9b2J");  // U+009B, the 8-bit CSI
+  EXPECT_EQ(EscapeForTerminal("abc\xe2\x80\xae"
+                              "fdp.exe"),
+            "abc\\xe2\\x80\\xaefdp.exe");                           // U+202E RLO
+  EXPECT_EQ(EscapeForTerminal("\xff\xc0\xaf"), "\\xff\\xc0\\xaf");  // invalid, overlong '/'
+  EXPECT_EQ(EscapeForTerminal("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // a UTF-16 surrogate
+  EXPECT_EQ(EscapeForTerminal("cut\xe6\x9d"), "cut\\xe6\\x9d");     // truncated sequence
 }
 
 }  // namespace

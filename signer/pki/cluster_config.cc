@@ -182,20 +182,29 @@ constexpr std::size_t kMaxCertSans = 256;
 // the whole list: any wildcard over a single label is refused anyway, and these are the usual
 // second-level registries.
 constexpr std::string_view kMultiLabelPublicSuffixes[] = {
-    "co.uk",  "org.uk", "ac.uk",  "gov.uk", "me.uk",  "net.uk", "ltd.uk", "plc.uk", "co.jp",  "ne.jp",  "or.jp",
-    "ac.jp",  "go.jp",  "com.au", "net.au", "org.au", "edu.au", "gov.au", "co.nz",  "org.nz", "net.nz", "com.br",
-    "net.br", "org.br", "com.cn", "net.cn", "org.cn", "gov.cn", "com.mx", "co.in",  "net.in", "org.in", "co.za",
-    "com.tr", "com.sg", "co.kr",  "or.kr",  "com.tw", "com.hk", "co.il",  "com.ar", "co.id",  "com.my", "com.ph",
-    "com.vn", "com.ua", "co.th",  "in.th",  "com.pl", "eu.org", "github.io", "gitlab.io", "herokuapp.com",
-    "appspot.com", "cloudfront.net", "azurewebsites.net", "blogspot.com", "pages.dev", "vercel.app",
-    "netlify.app", "firebaseapp.com", "web.app", "s3.amazonaws.com",
-};
+    "co.uk",           "org.uk",      "ac.uk",           "gov.uk",
+    "me.uk",           "net.uk",      "ltd.uk",          "plc.uk",
+    "co.jp",           "ne.jp",       "or.jp",           "ac.jp",
+    "go.jp",           "com.au",      "net.au",          "org.au",
+    "edu.au",          "gov.au",      "co.nz",           "org.nz",
+    "net.nz",          "com.br",      "net.br",          "org.br",
+    "com.cn",          "net.cn",      "org.cn",          "gov.cn",
+    "com.mx",          "co.in",       "net.in",          "org.in",
+    "co.za",           "com.tr",      "com.sg",          "co.kr",
+    "or.kr",           "com.tw",      "com.hk",          "co.il",
+    "com.ar",          "co.id",       "com.my",          "com.ph",
+    "com.vn",          "com.ua",      "co.th",           "in.th",
+    "com.pl",          "eu.org",      "github.io",       "gitlab.io",
+    "herokuapp.com",   "appspot.com", "cloudfront.net",  "azurewebsites.net",
+    "blogspot.com",    "pages.dev",   "vercel.app",      "netlify.app",
+    "firebaseapp.com", "web.app",     "s3.amazonaws.com"};
 
 // Why wildcard `entry` ("*.rest") covers a public suffix, or nullopt.
 std::optional<std::string> PublicSuffixWildcard(std::string_view entry) {
   if (!entry.starts_with("*.")) return std::nullopt;
   const std::string_view rest = entry.substr(2);
-  if (rest.find('.') == std::string_view::npos) return "covers every name under the top-level domain \"" + std::string(rest) + "\"";
+  if (rest.find('.') == std::string_view::npos)
+    return "covers every name under the top-level domain \"" + std::string(rest) + "\"";
   for (std::string_view suffix : kMultiLabelPublicSuffixes) {
     if (rest == suffix) return "covers every name under the public suffix \"" + std::string(rest) + "\"";
   }
@@ -216,8 +225,7 @@ Status CheckSans(const std::vector<std::string>& sans, std::string_view field, b
     }
     if (auto why = PublicSuffixWildcard(s); why && !allow_public_suffix_wildcards) {
       return InvalidArgument("field " + Quoted(std::string(field) + "[" + std::to_string(i) + "]") + ": wildcard " +
-                             Quoted(s) + " " + *why +
-                             "; refused unless --allow-public-suffix-wildcards is given");
+                             Quoted(s) + " " + *why + "; refused unless --allow-public-suffix-wildcards is given");
     }
   }
   return OkStatus();
@@ -836,8 +844,8 @@ Status ValidateClusterConfig(const ClusterConfig& c) {
                            " is not a DNS-1123 subdomain");
   }
   if (c.cluster_name.empty()) return InvalidArgument("field \"ClusterConfiguration.clusterName\": must not be empty");
-  KH_RETURN_IF_ERROR(CheckSans(c.apiserver_cert_sans, "ClusterConfiguration.apiServer.certSANs",
-                               c.allow_public_suffix_wildcards));
+  KH_RETURN_IF_ERROR(
+      CheckSans(c.apiserver_cert_sans, "ClusterConfiguration.apiServer.certSANs", c.allow_public_suffix_wildcards));
   KH_RETURN_IF_ERROR(CheckSans(c.etcd_server_cert_sans, "ClusterConfiguration.etcd.local.serverCertSANs",
                                c.allow_public_suffix_wildcards));
   KH_RETURN_IF_ERROR(CheckSans(c.etcd_peer_cert_sans, "ClusterConfiguration.etcd.local.peerCertSANs",

@@ -13,8 +13,8 @@
 #include "common/file_util.h"
 #include "common/openssl_error.h"
 #include "signer/pki/pki_files.h"
-#include "signer/public_key_check.h"
 #include "signer/pki/yaml_util.h"
+#include "signer/public_key_check.h"
 
 namespace kubehsm::signer::pki {
 namespace {
@@ -77,14 +77,22 @@ void ReadGeneralName(const GENERAL_NAME* gn, ParsedCsr& csr) {
       }
       return;
     }
-    case GEN_OTHERNAME: return refuse("otherName");
-    case GEN_EMAIL: return refuse("email (rfc822Name)");
-    case GEN_X400: return refuse("x400Address");
-    case GEN_DIRNAME: return refuse("directoryName");
-    case GEN_EDIPARTY: return refuse("ediPartyName");
-    case GEN_URI: return refuse("URI");
-    case GEN_RID: return refuse("registeredID");
-    default: return refuse("unknown GeneralName type");
+    case GEN_OTHERNAME:
+      return refuse("otherName");
+    case GEN_EMAIL:
+      return refuse("email (rfc822Name)");
+    case GEN_X400:
+      return refuse("x400Address");
+    case GEN_DIRNAME:
+      return refuse("directoryName");
+    case GEN_EDIPARTY:
+      return refuse("ediPartyName");
+    case GEN_URI:
+      return refuse("URI");
+    case GEN_RID:
+      return refuse("registeredID");
+    default:
+      return refuse("unknown GeneralName type");
   }
 }
 
@@ -214,7 +222,6 @@ std::string Quote(const std::string& s) {
   return "'" + s.substr(0, kMaxShown) + "...' (" + std::to_string(s.size()) + " characters)";
 }
 
-
 // Subject and SAN checks against an exact expected spec (kubeadm profiles): CN and the O set
 // equal; every requested SAN among the allowed ones.
 void CheckExact(const ParsedCsr& csr, const CertSpec& want, const std::string& profile,
@@ -321,11 +328,11 @@ void CheckKubeletServing(const ParsedCsr& csr, const std::string& profile, const
                                                [&](const std::string& domain) { return d == node + "." + domain; }));
     std::optional<std::string> why = own ? ForbiddenKubeletName(d) : std::nullopt;
     if (!own) {
-      problems.push_back("disallowed SAN DNS:" + d + ": profile '" + profile +
-                         "' allows only the node's own name" + (node.empty() ? "" : " (" + node + ")") +
-                         (allowed.domains.empty() ? std::string(" (no kubeletServing.domains in --policy)")
-                                                  : " or <node>.<domain> for kubeletServing.domains " +
-                                                        Join(allowed.domains, ", ")));
+      problems.push_back("disallowed SAN DNS:" + d + ": profile '" + profile + "' allows only the node's own name" +
+                         (node.empty() ? "" : " (" + node + ")") +
+                         (allowed.domains.empty()
+                              ? std::string(" (no kubeletServing.domains in --policy)")
+                              : " or <node>.<domain> for kubeletServing.domains " + Join(allowed.domains, ", ")));
     } else if (why) {
       problems.push_back("disallowed SAN DNS:" + d + ": " + *why);
     }
@@ -766,7 +773,7 @@ std::vector<std::string> CheckCsr(const ParsedCsr& csr, const SigningProfile& pr
       }
       for (const auto& o : csr.organizations) {
         if (o.size() <= kMaxNameLength && std::none_of(profile.organizations.begin(), profile.organizations.end(),
-                         [&](const NamePattern& p) { return FullMatch(p, o); })) {
+                                                       [&](const NamePattern& p) { return FullMatch(p, o); })) {
           problems.push_back("disallowed O " + Quote(o) + ": not allowed by profile '" + name + "'");
         }
       }

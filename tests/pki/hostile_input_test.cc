@@ -55,15 +55,15 @@ std::string RawCsr(EVP_PKEY* key, const std::string& cn, const std::vector<std::
   X509_REQ_set_version(req.get(), X509_REQ_VERSION_1);
   X509_NAME* name = X509_REQ_get_subject_name(req.get());
   for (const auto& o : orgs) {
-    EXPECT_EQ(X509_NAME_add_entry_by_NID(name, NID_organizationName, V_ASN1_UTF8STRING,
-                                         reinterpret_cast<const unsigned char*>(o.data()), static_cast<int>(o.size()),
-                                         -1, 0),
-              1);
+    EXPECT_EQ(
+        X509_NAME_add_entry_by_NID(name, NID_organizationName, V_ASN1_UTF8STRING,
+                                   reinterpret_cast<const unsigned char*>(o.data()), static_cast<int>(o.size()), -1, 0),
+        1);
   }
-  EXPECT_EQ(X509_NAME_add_entry_by_NID(name, NID_commonName, V_ASN1_UTF8STRING,
-                                       reinterpret_cast<const unsigned char*>(cn.data()), static_cast<int>(cn.size()),
-                                       -1, 0),
-            1);
+  EXPECT_EQ(
+      X509_NAME_add_entry_by_NID(name, NID_commonName, V_ASN1_UTF8STRING,
+                                 reinterpret_cast<const unsigned char*>(cn.data()), static_cast<int>(cn.size()), -1, 0),
+      1);
   X509_REQ_set_pubkey(req.get(), key);
   EXPECT_GT(X509_REQ_sign(req.get(), key, EVP_sha256()), 0);
   BioPtr bio(BIO_new(BIO_s_mem()));
@@ -107,8 +107,19 @@ class HostileInputTest : public testutil::KubehsmCaFixture {
   // A CSR made by the openssl CLI with `-addext` extensions (and an optional config file).
   fs::path OpensslCsr(const std::string& name, const std::string& subject, const std::vector<std::string>& addext,
                       const std::string& config = "") {
-    std::vector<std::string> args = {"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                                     "-nodes", "-keyout", (dir() / (name + ".key")).string(), "-subj", subject, "-out",
+    std::vector<std::string> args = {"openssl",
+                                     "req",
+                                     "-new",
+                                     "-newkey",
+                                     "ec",
+                                     "-pkeyopt",
+                                     "ec_paramgen_curve:P-256",
+                                     "-nodes",
+                                     "-keyout",
+                                     (dir() / (name + ".key")).string(),
+                                     "-subj",
+                                     subject,
+                                     "-out",
                                      (dir() / name).string()};
     for (const auto& e : addext) {
       args.push_back("-addext");
@@ -161,20 +172,19 @@ TEST_F(HostileInputTest, DirectoryNameSanIsRefusedByTypeNotCrash) {
 TEST_F(HostileInputTest, SignDirInTarWithOtherNameSanRefusesAndLeavesNoTempDir) {
   const fs::path node = dir() / "node";
   const fs::path config = GenerateCsrs(node);
-  const fs::path evil =
-      OpensslCsr("evil.csr", "/CN=kube-apiserver-kubelet-client/O=kubeadm:cluster-admins",
-                 {"subjectAltName=otherName:1.2.3.4;UTF8:x,dirName:dir_sect"},
-                 "[req]\ndistinguished_name=dn\n[dn]\n[dir_sect]\nCN=evil\n");
+  const fs::path evil = OpensslCsr("evil.csr", "/CN=kube-apiserver-kubelet-client/O=kubeadm:cluster-admins",
+                                   {"subjectAltName=otherName:1.2.3.4;UTF8:x,dirName:dir_sect"},
+                                   "[req]\ndistinguished_name=dn\n[dn]\n[dir_sect]\nCN=evil\n");
   fs::copy_file(evil, node / "pki/apiserver-kubelet-client.csr", fs::copy_options::overwrite_existing);
   ASSERT_EQ(RunProcess({"tar", "-C", node.string(), "-cf", (dir() / "csrs.tar").string(), "."}).exit_code, 0);
   const fs::path tmp = dir() / "tmp";
   fs::create_directories(tmp);
   std::map<std::string, std::string> env = this->env();
   env["TMPDIR"] = tmp.string();
-  auto r = RunProcess(KubehsmArgv({"certs", "sign-dir", "--config", config.string(), "--in-tar",
-                                   (dir() / "csrs.tar").string(), "--out-tar", (dir() / "signed.tar").string(),
-                                   "--ca-dir", ca_dir().string()}),
-                      env);
+  auto r = RunProcess(
+      KubehsmArgv({"certs", "sign-dir", "--config", config.string(), "--in-tar", (dir() / "csrs.tar").string(),
+                   "--out-tar", (dir() / "signed.tar").string(), "--ca-dir", ca_dir().string()}),
+      env);
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_NE(r.err.find("otherName names are not supported"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("directoryName names are not supported"), std::string::npos) << r.err;
@@ -189,9 +199,9 @@ TEST_F(HostileInputTest, SignDirInTarWithOtherNameSanRefusesAndLeavesNoTempDir) 
 constexpr const char* kReadmePattern = R"('^[a-z0-9-]+\.apps\.example\.com$')";
 
 TEST_F(HostileInputTest, HugeCommonNameUnderPolicyPatternIsRefusedQuickly) {
-  const fs::path policy = Policy(std::string("profiles:\n  - name: ingress\n    ca: ca\n    subject:\n      commonName: ") +
-                                 kReadmePattern + "\n      organizations: [" + kReadmePattern +
-                                 "]\n    extKeyUsages: [serverAuth]\n    maxValidity: 720h\n");
+  const fs::path policy = Policy(
+      std::string("profiles:\n  - name: ingress\n    ca: ca\n    subject:\n      commonName: ") + kReadmePattern +
+      "\n      organizations: [" + kReadmePattern + "]\n    extKeyUsages: [serverAuth]\n    maxValidity: 720h\n");
   EvpPkeyPtr key = testutil::NewKey("ec-p256");
   const std::string huge(45000, 'a');
   WriteTestFile(dir() / "huge.csr", RawCsr(key.get(), huge, {}));
@@ -264,7 +274,8 @@ TEST_F(HostileInputTest, KubeletServingWithoutAllowListIsRefusedSayingHowToAllow
 TEST_F(HostileInputTest, KubeletServingRefusesKubernetesServiceNamesEvenWhenAPatternAllowsAll) {
   const fs::path policy = Policy(kKubeletPolicy);
   const fs::path csr = WriteCsr(
-      "k.csr", testutil::MakeCsr(Serving("kubernetes", "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local")));
+      "k.csr",
+      testutil::MakeCsr(Serving("kubernetes", "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local")));
   auto r = SignCsr(csr, "kubelet-serving", {"--policy", policy.string()});
   ExpectRefused(r, "disallowed node name 'kubernetes' for profile 'kubelet-serving': a Kubernetes service name");
   EXPECT_NE(r.err.find("disallowed SAN DNS:kubernetes.default.svc:"), std::string::npos) << r.err;
@@ -274,18 +285,20 @@ TEST_F(HostileInputTest, KubeletServingRefusesIpLikeNodeNames) {
   const fs::path policy = Policy(kKubeletPolicy);
   const fs::path csr = WriteCsr("ip.csr", testutil::MakeCsr(Serving("10", "DNS:10.0.0.1")));
   auto r = SignCsr(csr, "kubelet-serving", {"--policy", policy.string()});
-  ExpectRefused(r, "disallowed node name '10' for profile 'kubelet-serving': an IP-like name (its last label is all digits)");
+  ExpectRefused(
+      r, "disallowed node name '10' for profile 'kubelet-serving': an IP-like name (its last label is all digits)");
   EXPECT_NE(r.err.find("disallowed SAN DNS:10.0.0.1:"), std::string::npos) << r.err;
 }
 
 TEST_F(HostileInputTest, KubeletServingRefusesNamesOutsideTheAllowedDomainsAndNodes) {
   const fs::path policy = Policy("kubeletServing:\n  nodes: [worker-1]\n  domains: [nodes.example.org]\n");
   // A node the policy does not list, and a public name under an allowed node's prefix.
-  ExpectRefused(SignCsr(WriteCsr("ms.csr", testutil::MakeCsr(Serving("login.microsoftonline.com",
-                                                                     "DNS:login.microsoftonline.com"))),
-                        "kubelet-serving", {"--policy", policy.string()}),
-                "disallowed node 'login.microsoftonline.com': profile 'kubelet-serving' allows only the nodes of "
-                "--policy's kubeletServing");
+  ExpectRefused(
+      SignCsr(
+          WriteCsr("ms.csr", testutil::MakeCsr(Serving("login.microsoftonline.com", "DNS:login.microsoftonline.com"))),
+          "kubelet-serving", {"--policy", policy.string()}),
+      "disallowed node 'login.microsoftonline.com': profile 'kubelet-serving' allows only the nodes of "
+      "--policy's kubeletServing");
   fs::remove(audit_path());
   ExpectRefused(SignCsr(WriteCsr("w1x.csr", testutil::MakeCsr(Serving("worker-1", "DNS:worker-1.evil.com"))),
                         "kubelet-serving", {"--policy", policy.string()}),
@@ -332,14 +345,15 @@ TEST_F(HostileInputTest, KubeadmConfigWithPublicSuffixWildcardIsRefusedUnlessAll
     const fs::path csr = OpensslCsr("api.csr", "/CN=kube-apiserver", {"subjectAltName=DNS:kubernetes,DNS:" + wildcard});
     auto r = SignCsr(csr, "apiserver", {"--config", (dir() / "kubeadm.yaml").string()});
     EXPECT_EQ(r.exit_code, 2) << r.err;
-    EXPECT_NE(r.err.find("ClusterConfiguration.apiServer.certSANs[0]\": wildcard \"" + wildcard + "\" covers every name"),
-              std::string::npos)
+    EXPECT_NE(
+        r.err.find("ClusterConfiguration.apiServer.certSANs[0]\": wildcard \"" + wildcard + "\" covers every name"),
+        std::string::npos)
         << r.err;
     EXPECT_NE(r.err.find("refused unless --allow-public-suffix-wildcards is given"), std::string::npos) << r.err;
     EXPECT_FALSE(fs::exists(out()));
     // With the operator's explicit opt-in the config loads (the CSR is then judged on its merits).
-    auto allowed = SignCsr(csr, "apiserver",
-                           {"--config", (dir() / "kubeadm.yaml").string(), "--allow-public-suffix-wildcards"});
+    auto allowed =
+        SignCsr(csr, "apiserver", {"--config", (dir() / "kubeadm.yaml").string(), "--allow-public-suffix-wildcards"});
     EXPECT_EQ(allowed.err.find("allow-public-suffix-wildcards"), std::string::npos) << allowed.err;
     fs::remove(out());
   }
@@ -380,9 +394,9 @@ TEST_F(HostileInputTest, SaImportPublicRefusesRsaExponentOne) {
 
 TEST_F(HostileInputTest, SaVerifyRefusesAJwksKeyWithExponentOneAndItsForgedToken) {
   const std::string issuer = "https://kubernetes.default.svc.cluster.local";
-  auto real = Kubehsm({"sa", "sign", "--issuer", issuer, "--audience", "api", "--namespace", "default",
-                       "--service-account", "builder", "--uid", "7d1c0000-0000-0000-0000-000000000001",
-                       "--expiration-seconds", "3600"});
+  auto real =
+      Kubehsm({"sa", "sign", "--issuer", issuer, "--audience", "api", "--namespace", "default", "--service-account",
+               "builder", "--uid", "7d1c0000-0000-0000-0000-000000000001", "--expiration-seconds", "3600"});
   ASSERT_EQ(real.exit_code, 0) << real.err;
   const std::string token = real.out.substr(0, real.out.find_last_not_of("\n") + 1);
   const std::string payload = token.substr(token.find('.') + 1, token.rfind('.') - token.find('.') - 1);
@@ -405,8 +419,8 @@ TEST_F(HostileInputTest, SaVerifyRefusesAJwksKeyWithExponentOneAndItsForgedToken
   EvpMdCtxPtr md(EVP_MD_CTX_new());
   ASSERT_EQ(EVP_DigestSignInit(md.get(), nullptr, EVP_sha256(), nullptr, key.get()), 1);
   std::size_t sig_len = 0;
-  ASSERT_EQ(EVP_DigestSign(md.get(), nullptr, &sig_len,
-                           reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size()),
+  ASSERT_EQ(EVP_DigestSign(md.get(), nullptr, &sig_len, reinterpret_cast<const unsigned char*>(signing_input.data()),
+                           signing_input.size()),
             1);
   std::string sig(sig_len, '\0');
   ASSERT_EQ(EVP_DigestSign(md.get(), reinterpret_cast<unsigned char*>(sig.data()), &sig_len,
@@ -468,8 +482,9 @@ TEST_F(HostileInputTest, TerminalEscapesInSignDirRefusedLinesArePrintedEscaped) 
   const fs::path node = dir() / "node";
   const fs::path config = GenerateCsrs(node);
   EvpPkeyPtr key = testutil::NewKey("ec-p256");
-  WriteTestFile(node / "pki/apiserver-kubelet-client.csr",
-                RawCsr(key.get(), "kube-apiserver-kubelet-client\x1b[1A\x1b[2K[sign-dir] Done", {"kubeadm:cluster-admins"}));
+  WriteTestFile(
+      node / "pki/apiserver-kubelet-client.csr",
+      RawCsr(key.get(), "kube-apiserver-kubelet-client\x1b[1A\x1b[2K[sign-dir] Done", {"kubeadm:cluster-admins"}));
   auto r = Kubehsm({"certs", "sign-dir", "--config", config.string(), "--cert-dir", (node / "pki").string(),
                     "--kubeconfig-dir", node.string(), "--ca-dir", ca_dir().string()});
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
@@ -492,9 +507,9 @@ TEST_F(HostileInputTest, FifoInSignDirInputIsRefusedWithoutHanging) {
   }
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::string> argv = {"timeout", "30"};
-  for (const auto& a : KubehsmArgv({"certs", "sign-dir", "--config", config.string(), "--cert-dir",
-                                    (node / "pki").string(), "--kubeconfig-dir", node.string(), "--ca-dir",
-                                    ca_dir().string()})) {
+  for (const auto& a :
+       KubehsmArgv({"certs", "sign-dir", "--config", config.string(), "--cert-dir", (node / "pki").string(),
+                    "--kubeconfig-dir", node.string(), "--ca-dir", ca_dir().string()})) {
     argv.push_back(a);
   }
   auto r = RunProcess(argv, env());
@@ -514,9 +529,9 @@ TEST_F(HostileInputTest, FifoAsSignDirArchiveIsRefusedWithoutHanging) {
   const fs::path config = GenerateCsrs(dir() / "node");
   ASSERT_EQ(::mkfifo((dir() / "csrs.tar").c_str(), 0600), 0);
   std::vector<std::string> argv = {"timeout", "30"};
-  for (const auto& a : KubehsmArgv({"certs", "sign-dir", "--config", config.string(), "--in-tar",
-                                    (dir() / "csrs.tar").string(), "--out-tar", (dir() / "signed.tar").string(),
-                                    "--ca-dir", ca_dir().string()})) {
+  for (const auto& a :
+       KubehsmArgv({"certs", "sign-dir", "--config", config.string(), "--in-tar", (dir() / "csrs.tar").string(),
+                    "--out-tar", (dir() / "signed.tar").string(), "--ca-dir", ca_dir().string()})) {
     argv.push_back(a);
   }
   auto r = RunProcess(argv, env());
