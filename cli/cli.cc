@@ -22,6 +22,7 @@
 #include "cli/command.h"
 #include "cli/token_key_store.h"
 #include "common/file_util.h"
+#include "common/terminal_text.h"
 
 namespace kubehsm::cli {
 namespace po = boost::program_options;
@@ -258,16 +259,19 @@ ledger::AuditLog& Context::Audit() {
 void Context::AuditEvent(const std::string& event, const std::map<std::string, std::string>& fields) {
   Status s = PrepareStateDir(globals_.state_dir);
   if (s.ok()) s = Audit().Append(event, fields);
-  if (!s.ok()) err_ << "kubehsm: warning: audit record '" << event << "' not written: " << s.message() << "\n";
+  if (!s.ok()) {
+    err_ << "kubehsm: warning: audit record '" << event << "' not written: " << EscapeForTerminal(s.message()) << "\n";
+  }
 }
 
 int Context::Fail(const Status& status) {
-  err_ << "kubehsm: error: " << status.message() << "\n";
+  // Messages quote input (CSR names, archive members, file contents): escaped, and one line.
+  err_ << "kubehsm: error: " << EscapeForTerminal(status.message()) << "\n";
   return kExitFailure;
 }
 
 int Context::UsageError(const std::string& message) {
-  err_ << "kubehsm: " << message << "\n";
+  err_ << "kubehsm: " << EscapeForTerminal(message) << "\n";
   return kExitUsage;
 }
 

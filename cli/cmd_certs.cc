@@ -16,6 +16,7 @@
 #include "cli/issuance_recorder.h"
 #include "cli/pki_flags.h"
 #include "common/file_util.h"
+#include "common/terminal_text.h"
 #include "signer/pki/csr.h"
 #include "signer/pki/csr_archive.h"
 #include "signer/pki/init.h"
@@ -181,7 +182,9 @@ int CertsSignCsr(Context& ctx, const Args& args) {
       "directory holding the CA certificates (ca.crt, etcd/ca.crt, front-proxy-ca.crt)")(
       "validity", po::value<std::string>(), "validity (Go duration, e.g. 720h); default and maximum: the profile's")(
       "node-ip", po::value<std::vector<std::string>>()->composing(),
-      "kubelet-serving: an IP address of the node that its certificate may name (repeatable)");
+      "kubelet-serving: an IP address of the node that its certificate may name (repeatable)")(
+      "allow-public-suffix-wildcards", po::bool_switch(),
+      "accept --config certSANs wildcards over a public suffix (*.com, *.co.uk); refused by default");
   po::variables_map vm;
   int code = 0;
   if (!ParseArgs(ctx,
@@ -203,7 +206,8 @@ int CertsSignCsr(Context& ctx, const Args& args) {
   };
   std::optional<signer::pki::ClusterConfig> config;
   if (vm.count("config") != 0) {
-    auto c = signer::pki::LoadKubeadmConfig(vm["config"].as<std::string>());
+    auto c =
+        signer::pki::LoadKubeadmConfig(vm["config"].as<std::string>(), vm["allow-public-suffix-wildcards"].as<bool>());
     if (!c.ok()) return ctx.Fail(c.status().WithContext("--config"));
     config = *c;
   }
@@ -221,6 +225,7 @@ int CertsSignCsr(Context& ctx, const Args& args) {
   if (!csr.ok()) return refuse(Status(csr.status().code(), "CSR refused: " + csr_file + ": " + csr.status().message()));
   signer::pki::CsrCheckContext check;
   check.config = config ? &*config : nullptr;
+  check.kubelet_serving = policy ? &policy->kubelet_serving : nullptr;
   if (vm.count("node-ip") != 0) {
     for (const auto& ip : vm["node-ip"].as<std::vector<std::string>>()) {
       const std::string bytes = signer::pki::ParseIp(ip);
@@ -246,8 +251,8 @@ int CertsSignCsr(Context& ctx, const Args& args) {
   if (!cert_pem.ok()) return ctx.Fail(cert_pem.status());
   Status written = WriteFileAtomic(out, *cert_pem, signer::pki::kCertMode);
   if (!written.ok()) return ctx.Fail(written.WithContext("--out"));
-  ctx.out() << "[sign-csr] Signed \"" << profile->name << "\" certificate for CN \"" << csr->common_name << "\" -> "
-            << out.string() << "\n";
+  ctx.out() << "[sign-csr] Signed \"" << profile->name << "\" certificate for CN \""
+            << EscapeForTerminal(csr->common_name) << "\" -> " << EscapeForTerminal(out.string()) << "\n";
   return kExitOk;
 }
 
@@ -283,7 +288,9 @@ int CertsSignDir(Context& ctx, const Args& args) {
       "where this signing box keeps ca.crt, etcd/ca.crt, front-proxy-ca.crt (the --cert-dir of its own "
       "'kubehsm init phase ca'); the keys are in the token")(
       "in-tar", po::value<std::string>(), "read the generate-csr layout from this tar archive (pki/... and *.conf)")(
-      "out-tar", po::value<std::string>(), "write the signed results into this tar archive");
+      "out-tar", po::value<std::string>(), "write the signed results into this tar archive")(
+      "allow-public-suffix-wildcards", po::bool_switch(),
+      "accept certSANs wildcards over a public suffix (*.com, *.co.uk) in --config; refused by default");
   po::variables_map vm;
   int code = 0;
   if (!ParseArgs(ctx,
@@ -298,7 +305,8 @@ int CertsSignDir(Context& ctx, const Args& args) {
   if (!in_tar && (vm.count("cert-dir") == 0 || vm.count("kubeconfig-dir") == 0)) {
     return ctx.UsageError("sign-dir needs --cert-dir and --kubeconfig-dir (or --in-tar and --out-tar)");
   }
-  auto config = signer::pki::LoadKubeadmConfig(vm["config"].as<std::string>());
+  auto config =
+      signer::pki::LoadKubeadmConfig(vm["config"].as<std::string>(), vm["allow-public-suffix-wildcards"].as<bool>());
   if (!config.ok()) return ctx.Fail(config.status().WithContext("--config"));
   signer::pki::SignDirOptions options;
   options.config = *config;
@@ -321,7 +329,8 @@ int CertsSignDir(Context& ctx, const Args& args) {
       return ctx.Fail(s);
     }
   }
-  options.progress = [&ctx](const std::string& line) { ctx.out() << line << "\n" << std::flush; };
+  // Progress lines quote file names and refusal reasons taken from the media: escaped.
+  options.progress = [&ctx](const std::string& line) { ctx.out() << EscapeForTerminal(line) << "\n" << std::flush; };
   options.refused = [&ctx](const std::string& file, const std::string& reason) {
     AuditCsrRefused(ctx, file, "sign-dir", reason);
   };
@@ -335,7 +344,7 @@ int CertsSignDir(Context& ctx, const Args& args) {
   if (in_tar) {
     Status s = signer::pki::WriteSignedArchive(vm["out-tar"].as<std::string>(), options.cert_dir, options.kubeconfig_dir);
     if (!s.ok()) return ctx.Fail(s);
-    ctx.out() << "[sign-dir] Wrote " << vm["out-tar"].as<std::string>() << "\n";
+    ctx.out() << "[sign-dir] Wrote " << EscapeForTerminal(vm["out-tar"].as<std::string>()) << "\n";
   }
   return kExitOk;
 }

@@ -10,6 +10,7 @@
 
 #include "cli/command.h"
 #include "common/file_util.h"
+#include "common/terminal_text.h"
 
 namespace kubehsm::cli {
 namespace po = boost::program_options;
@@ -70,9 +71,11 @@ int LedgerList(Context& ctx, const Args& args) {
   }
   ctx.out() << std::left << std::setw(18) << "SERIAL" << std::setw(16) << "ISSUER" << std::setw(26) << "PROFILE"
             << std::setw(11) << "OPERATION" << std::setw(22) << "NOT AFTER" << "SUBJECT\n";
+  // Every column comes from the ledger, i.e. from requests: escaped (a subject may carry ESC).
   for (const auto& r : *rows) {
-    ctx.out() << std::left << std::setw(18) << r.serial_hex << std::setw(16) << r.issuer_ca << std::setw(26)
-              << r.profile << std::setw(11) << r.operation << std::setw(22) << UtcTime(r.not_after) << r.subject
+    ctx.out() << std::left << std::setw(18) << EscapeForTerminal(r.serial_hex) << std::setw(16)
+              << EscapeForTerminal(r.issuer_ca) << std::setw(26) << EscapeForTerminal(r.profile) << std::setw(11)
+              << EscapeForTerminal(r.operation) << std::setw(22) << UtcTime(r.not_after) << EscapeForTerminal(r.subject)
               << "\n";
   }
   return kExitOk;

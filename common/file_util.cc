@@ -109,11 +109,28 @@ Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data,
   return OkStatus();
 }
 
-Result<std::string> ReadFileBounded(const std::filesystem::path& path, std::size_t max_bytes) {
-  FdCloser fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+namespace {
+
+// The kind of a non-regular file, for messages.
+std::string FileKind(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISDIR(mode)) return "a directory";
+  return "not a regular file";
+}
+
+Result<std::string> ReadBounded(const std::filesystem::path& path, std::size_t max_bytes, bool regular_only) {
+  // O_NONBLOCK: opening a FIFO without a writer (or a device) must not block; regular files ignore
+  // the flag, and anything else is refused right after fstat when `regular_only`.
+  FdCloser fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | (regular_only ? O_NONBLOCK : 0)));
   if (fd.get() < 0) return SysError("cannot open", path, errno);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return SysError("cannot stat", path, errno);
+  if (regular_only && !S_ISREG(st.st_mode)) {
+    return InvalidArgument(path.string() + " is " + FileKind(st.st_mode) + ", not a regular file; refusing to read it");
+  }
   if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) {
     return InvalidArgument(path.string() + " is not a regular file");
   }
@@ -132,6 +149,16 @@ Result<std::string> ReadFileBounded(const std::filesystem::path& path, std::size
     out.append(buf, static_cast<std::size_t>(n));
   }
   return out;
+}
+
+}  // namespace
+
+Result<std::string> ReadFileBounded(const std::filesystem::path& path, std::size_t max_bytes) {
+  return ReadBounded(path, max_bytes, false);
+}
+
+Result<std::string> ReadRegularFileBounded(const std::filesystem::path& path, std::size_t max_bytes) {
+  return ReadBounded(path, max_bytes, true);
 }
 
 Status EnsureDirectory(const std::filesystem::path& dir, mode_t mode) {

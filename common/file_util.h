@@ -24,6 +24,11 @@ Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data,
 // `max_bytes` or not a regular file.
 Result<std::string> ReadFileBounded(const std::filesystem::path& path, std::size_t max_bytes);
 
+// As ReadFileBounded, for files from untrusted media: only a regular file is read. The file is
+// opened with O_NONBLOCK, so a FIFO or device never blocks the open, and anything that is not a
+// regular file is refused (kInvalidArgument "<path> is a FIFO, not a regular file; ...").
+Result<std::string> ReadRegularFileBounded(const std::filesystem::path& path, std::size_t max_bytes);
+
 // Creates `dir` and missing parents with `mode` (existing directories are left as they are).
 Status EnsureDirectory(const std::filesystem::path& dir, mode_t mode);
 

@@ -1,7 +1,8 @@
 // signer/pki/csr.h: PKCS#10 requests from removable media (`certs sign-csr`, `sign-dir`) and the
 // signing policy they are checked against.
 // Input containing "-----BEGIN" is a CSR: parsed, checked under every built-in profile and one
-// custom profile, and signed (with a fixed EC CA) under each profile that accepts it. Anything
+// custom profile (kubelet-serving with a fixed node allow-list), and signed (with a fixed EC CA)
+// under each profile that accepts it. Anything
 // else is a signing-policy YAML document.
 // Invariants: refusals are kInvalidArgument; a request with structural problems is refused by
 // every profile, its problems listed first; an accepted request's certificate carries the
@@ -36,6 +37,10 @@ profiles:
   sans: {dns: ['[a-z0-9-]+\.example\.com'], ip: [10.0.0.0/8, 'fd00::/8']}
   extKeyUsages: [serverAuth]
   maxValidity: 720h
+kubeletServing:
+  nodes: [cp-1]
+  nodePatterns: ['w[0-9]+', '([a-z0-9-]+\.?)+\.nodes\.example']
+  domains: [nodes.example]
 )";
 
 struct Fixture {
@@ -132,6 +137,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   pki::CsrCheckContext ctx;
   ctx.config = &f.config;
   ctx.node_ips = {"10.0.0.21", "fd00::21"};
+  ctx.kubelet_serving = &f.policy.kubelet_serving;
   const auto record = [](const pki::IssuedCertificate&) { return kubehsm::OkStatus(); };
   for (const auto& profile : f.profiles) {
     const std::vector<std::string> refusals = pki::CheckCsr(*csr, profile, ctx);

@@ -7,6 +7,7 @@
 
 #include "signer/jwt/claims.h"
 #include "signer/jwt/kid.h"
+#include "signer/public_key_check.h"
 
 namespace kubehsm::jwt {
 namespace {
@@ -325,6 +326,7 @@ Result<SaKeyInfo> RemoveSaKey(signer::KeyStore& store, std::string_view key, con
 Result<SaKeyInfo> ImportSaPublicKey(signer::KeyStore& store, std::string_view spki_der, int64_t now, int64_t until) {
   if (until <= now) return InvalidArgument("the publication of an imported key must end in the future");
   KH_ASSIGN_OR_RETURN(EvpPkeyPtr pub, signer::ParseSpkiDer(spki_der));
+  KH_RETURN_IF_ERROR(signer::CheckPublicKey(pub.get()));
   KH_ASSIGN_OR_RETURN(KeyType type, signer::KeyTypeOf(pub.get()));
   KH_ASSIGN_OR_RETURN(std::string kid, KidFromSpki(spki_der));
   KH_ASSIGN_OR_RETURN(std::vector<SaKeyInfo> keys, ListSaKeys(store));

@@ -160,7 +160,8 @@ Result<SaKeyInfo> RemoveSaKey(signer::KeyStore& store, std::string_view key, con
 
 // `sa import-public`: stores a public key (PKIX DER) under its derived kid, marked imported and
 // published until `until` (Unix seconds). kAlreadyExists when a key with that kid is already
-// present; kInvalidArgument for a bad key or until <= now.
+// present; kInvalidArgument for a bad key (including one signer::CheckPublicKey refuses: RSA
+// e < 65537 or even, explicit EC parameters) or until <= now.
 Result<SaKeyInfo> ImportSaPublicKey(signer::KeyStore& store, std::string_view spki_der, int64_t now, int64_t until);
 
 // For `kubehsm init` / `init phase sa`: returns the active service-account key, creating one of

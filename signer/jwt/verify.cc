@@ -10,6 +10,7 @@
 #include "common/base64.h"
 #include "signer/jwt/json_util.h"
 #include "signer/jwt/kid.h"
+#include "signer/public_key_check.h"
 #include "signer/signing_key.h"
 
 namespace kubehsm::jwt {
@@ -91,6 +92,7 @@ std::string_view TokenErrorName(TokenError error) {
 
 Result<VerificationKey> VerificationKeyFromSpki(std::string_view spki_der, std::string kid) {
   KH_ASSIGN_OR_RETURN(EvpPkeyPtr key, signer::ParseSpkiDer(spki_der));
+  KH_RETURN_IF_ERROR(signer::CheckPublicKey(key.get()));
   KH_ASSIGN_OR_RETURN(KeyType type, signer::KeyTypeOf(key.get()));
   if (kid.empty()) {
     KH_ASSIGN_OR_RETURN(kid, KidFromSpki(spki_der));
@@ -103,6 +105,7 @@ Result<VerificationKey> VerificationKeyFromPem(std::string_view pem) {
   if (!bio) return OpenSslError("BIO_new_mem_buf");
   EvpPkeyPtr key(PEM_read_bio_PUBKEY_ex(bio.get(), nullptr, nullptr, nullptr, nullptr, "provider=default"));
   if (!key) return OpenSslError(StatusCode::kInvalidArgument, "reading a PEM PUBLIC KEY");
+  KH_RETURN_IF_ERROR(signer::CheckPublicKey(key.get()));
   KH_ASSIGN_OR_RETURN(KeyType type, signer::KeyTypeOf(key.get()));
   KH_ASSIGN_OR_RETURN(std::string kid, KidOf(key.get()));
   return VerificationKey{std::move(kid), type, std::move(key)};

@@ -26,11 +26,13 @@ struct VerificationKey {
 };
 
 // Builds a verification key from PKIX SubjectPublicKeyInfo DER. An empty `kid` means the derived
-// kid (kid.h). kInvalidArgument for unparsable DER or unsupported key types/sizes.
+// kid (kid.h). kInvalidArgument for unparsable DER, unsupported key types/sizes, or a key
+// signer::CheckPublicKey refuses (RSA e < 65537 or even, explicit EC parameters).
 Result<VerificationKey> VerificationKeyFromSpki(std::string_view spki_der, std::string kid = {});
 
 // Builds a verification key from a PEM "PUBLIC KEY" block (an sa.pub file), with the derived kid.
-// kInvalidArgument when the text holds no parsable public key or an unsupported type.
+// kInvalidArgument when the text holds no parsable public key, an unsupported type, or a key
+// signer::CheckPublicKey refuses.
 Result<VerificationKey> VerificationKeyFromPem(std::string_view pem);
 
 // Why a token was refused. Each reason is distinct so callers (the CLI's exit codes) can tell them

@@ -177,7 +177,41 @@ Status CheckServiceSubnet(std::string_view value, std::string_view field) {
 // kube-apiserver cannot serve (10 000 names make ~280 KB), so it is refused up front.
 constexpr std::size_t kMaxCertSans = 256;
 
-Status CheckSans(const std::vector<std::string>& sans, std::string_view field) {
+// Multi-label public suffixes (https://publicsuffix.org) common enough to list here: a wildcard
+// directly under one of them ("*.co.uk") covers every registrant's names, like "*.com" does. Not
+// the whole list: any wildcard over a single label is refused anyway, and these are the usual
+// second-level registries.
+constexpr std::string_view kMultiLabelPublicSuffixes[] = {
+    "co.uk",           "org.uk",      "ac.uk",           "gov.uk",
+    "me.uk",           "net.uk",      "ltd.uk",          "plc.uk",
+    "co.jp",           "ne.jp",       "or.jp",           "ac.jp",
+    "go.jp",           "com.au",      "net.au",          "org.au",
+    "edu.au",          "gov.au",      "co.nz",           "org.nz",
+    "net.nz",          "com.br",      "net.br",          "org.br",
+    "com.cn",          "net.cn",      "org.cn",          "gov.cn",
+    "com.mx",          "co.in",       "net.in",          "org.in",
+    "co.za",           "com.tr",      "com.sg",          "co.kr",
+    "or.kr",           "com.tw",      "com.hk",          "co.il",
+    "com.ar",          "co.id",       "com.my",          "com.ph",
+    "com.vn",          "com.ua",      "co.th",           "in.th",
+    "com.pl",          "eu.org",      "github.io",       "gitlab.io",
+    "herokuapp.com",   "appspot.com", "cloudfront.net",  "azurewebsites.net",
+    "blogspot.com",    "pages.dev",   "vercel.app",      "netlify.app",
+    "firebaseapp.com", "web.app",     "s3.amazonaws.com"};
+
+// Why wildcard `entry` ("*.rest") covers a public suffix, or nullopt.
+std::optional<std::string> PublicSuffixWildcard(std::string_view entry) {
+  if (!entry.starts_with("*.")) return std::nullopt;
+  const std::string_view rest = entry.substr(2);
+  if (rest.find('.') == std::string_view::npos)
+    return "covers every name under the top-level domain \"" + std::string(rest) + "\"";
+  for (std::string_view suffix : kMultiLabelPublicSuffixes) {
+    if (rest == suffix) return "covers every name under the public suffix \"" + std::string(rest) + "\"";
+  }
+  return std::nullopt;
+}
+
+Status CheckSans(const std::vector<std::string>& sans, std::string_view field, bool allow_public_suffix_wildcards) {
   if (sans.size() > kMaxCertSans) {
     return InvalidArgument("field " + Quoted(std::string(field)) + ": " + std::to_string(sans.size()) +
                            " entries exceed the limit of " + std::to_string(kMaxCertSans) +
@@ -188,6 +222,10 @@ Status CheckSans(const std::vector<std::string>& sans, std::string_view field) {
     if (!IsIp(s) && !IsDns1123Subdomain(s) && !IsWildcardDns1123Subdomain(s)) {
       return InvalidArgument("field " + Quoted(std::string(field) + "[" + std::to_string(i) + "]") + ": " + Quoted(s) +
                              " is not a valid IP address, DNS-1123 subdomain or wildcard subdomain");
+    }
+    if (auto why = PublicSuffixWildcard(s); why && !allow_public_suffix_wildcards) {
+      return InvalidArgument("field " + Quoted(std::string(field) + "[" + std::to_string(i) + "]") + ": wildcard " +
+                             Quoted(s) + " " + *why + "; refused unless --allow-public-suffix-wildcards is given");
     }
   }
   return OkStatus();
@@ -740,9 +778,15 @@ Result<ClusterConfig> DefaultClusterConfig() { return ParseKubeadmConfig("", Sys
 Result<ClusterConfig> ParseKubeadmConfig(std::string_view yaml) { return ParseKubeadmConfig(yaml, SystemHostDefaults()); }
 
 Result<ClusterConfig> ParseKubeadmConfig(std::string_view yaml, const HostDefaults& host) {
+  return ParseKubeadmConfig(yaml, host, false);
+}
+
+Result<ClusterConfig> ParseKubeadmConfig(std::string_view yaml, const HostDefaults& host,
+                                         bool allow_public_suffix_wildcards) {
   KH_ASSIGN_OR_RETURN(std::vector<YAML::Node> docs, yaml_internal::LoadYamlDocuments(yaml, "kubeadm config",
                                                                                      yaml_internal::DuplicateKeys::kCallerChecks));
   ClusterConfig config;
+  config.allow_public_suffix_wildcards = allow_public_suffix_wildcards;
   std::optional<bool> public_keys_ecdsa;
   try {
     KH_ASSIGN_OR_RETURN(Parsed parsed, ClassifyDocuments(docs));
@@ -768,10 +812,12 @@ Result<ClusterConfig> ParseKubeadmConfig(std::string_view yaml, const HostDefaul
   return config;
 }
 
-Result<ClusterConfig> LoadKubeadmConfig(const std::filesystem::path& file) {
+Result<ClusterConfig> LoadKubeadmConfig(const std::filesystem::path& file) { return LoadKubeadmConfig(file, false); }
+
+Result<ClusterConfig> LoadKubeadmConfig(const std::filesystem::path& file, bool allow_public_suffix_wildcards) {
   auto text = ReadFileBounded(file, yaml_internal::kMaxYamlBytes);
   if (!text.ok()) return text.status().WithContext(file.string());
-  auto config = ParseKubeadmConfig(*text);
+  auto config = ParseKubeadmConfig(*text, SystemHostDefaults(), allow_public_suffix_wildcards);
   if (!config.ok()) return config.status().WithContext(file.string());
   return config;
 }
@@ -798,9 +844,12 @@ Status ValidateClusterConfig(const ClusterConfig& c) {
                            " is not a DNS-1123 subdomain");
   }
   if (c.cluster_name.empty()) return InvalidArgument("field \"ClusterConfiguration.clusterName\": must not be empty");
-  KH_RETURN_IF_ERROR(CheckSans(c.apiserver_cert_sans, "ClusterConfiguration.apiServer.certSANs"));
-  KH_RETURN_IF_ERROR(CheckSans(c.etcd_server_cert_sans, "ClusterConfiguration.etcd.local.serverCertSANs"));
-  KH_RETURN_IF_ERROR(CheckSans(c.etcd_peer_cert_sans, "ClusterConfiguration.etcd.local.peerCertSANs"));
+  KH_RETURN_IF_ERROR(
+      CheckSans(c.apiserver_cert_sans, "ClusterConfiguration.apiServer.certSANs", c.allow_public_suffix_wildcards));
+  KH_RETURN_IF_ERROR(CheckSans(c.etcd_server_cert_sans, "ClusterConfiguration.etcd.local.serverCertSANs",
+                               c.allow_public_suffix_wildcards));
+  KH_RETURN_IF_ERROR(CheckSans(c.etcd_peer_cert_sans, "ClusterConfiguration.etcd.local.peerCertSANs",
+                               c.allow_public_suffix_wildcards));
   if (c.cert_validity.count() <= 0) {
     return InvalidArgument("field \"ClusterConfiguration.certificateValidityPeriod\": must be positive");
   }

@@ -33,6 +33,9 @@ struct ClusterConfig {
   std::chrono::seconds ca_validity = std::chrono::hours(87600);      // caCertificateValidityPeriod (v1beta4)
   KeyType encryption_algorithm = KeyType::kRsa2048;                  // encryptionAlgorithm (v1beta4)
   std::string cert_dir = "/etc/kubernetes/pki";                      // certificatesDir
+  // The operator's opt-in (--allow-public-suffix-wildcards, never read from the file) to accept a
+  // certSANs wildcard over a public suffix ("*.com", "*.co.uk"); refused by default.
+  bool allow_public_suffix_wildcards = false;
 };
 
 // Returns kubeadm's defaults (node name and advertise address detected from this host).
@@ -43,10 +46,15 @@ Result<ClusterConfig> DefaultClusterConfig();
 // values are kInvalidArgument naming the field (e.g. "ClusterConfiguration.networking.dnsDomain").
 Result<ClusterConfig> ParseKubeadmConfig(std::string_view yaml);
 
-// Reads and parses a kubeadm configuration file.
+// Reads and parses a kubeadm configuration file. The second form passes the operator's opt-in for
+// public-suffix wildcards in certSANs (see ValidateClusterConfig).
 Result<ClusterConfig> LoadKubeadmConfig(const std::filesystem::path& file);
+Result<ClusterConfig> LoadKubeadmConfig(const std::filesystem::path& file, bool allow_public_suffix_wildcards);
 
-// Checks the cross-field rules (addresses parse, CIDR valid, port range, validity > 0, ...).
+// Checks the cross-field rules (addresses parse, CIDR valid, port range, validity > 0, ...). A
+// certSANs wildcard whose remainder is a single label ("*.com", "*.local") or a common multi-label
+// public suffix ("*.co.uk", "*.github.io"; a short built-in list) is refused unless
+// config.allow_public_suffix_wildcards is set.
 Status ValidateClusterConfig(const ClusterConfig& config);
 
 // ---------------------------------------------------------------------------------------------
@@ -77,6 +85,9 @@ HostDefaults SystemHostDefaults();
 //  - input over 1 MiB, nesting deeper than 64 levels, or alias bombs are rejected.
 // A host default that cannot be determined is returned as that function's error.
 Result<ClusterConfig> ParseKubeadmConfig(std::string_view yaml, const HostDefaults& host);
+// As above, with the operator's opt-in for public-suffix wildcards in certSANs.
+Result<ClusterConfig> ParseKubeadmConfig(std::string_view yaml, const HostDefaults& host,
+                                         bool allow_public_suffix_wildcards);
 
 // The lower-cased, trimmed hostname (kubeadm's default node name). kFailedPrecondition if empty.
 Result<std::string> DetectNodeName();

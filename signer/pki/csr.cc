@@ -4,7 +4,10 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 
+#include <re2/re2.h>
+
 #include <algorithm>
+#include <memory>
 #include <set>
 #include <utility>
 
@@ -12,6 +15,7 @@
 #include "common/openssl_error.h"
 #include "signer/pki/pki_files.h"
 #include "signer/pki/yaml_util.h"
+#include "signer/public_key_check.h"
 
 namespace kubehsm::signer::pki {
 namespace {
@@ -46,6 +50,51 @@ std::string ObjectText(const ASN1_OBJECT* obj) {
 bool KnownExtension(int nid) {
   return nid == NID_subject_alt_name || nid == NID_key_usage || nid == NID_ext_key_usage ||
          nid == NID_basic_constraints || nid == NID_subject_key_identifier;
+}
+
+// RFC 5280 §4.2.1.6 GeneralName, by type: only DNS names (IA5String) and IP addresses (4 or 16
+// octets) are read as values; every other type is named and refused without touching its value,
+// whose C type differs per choice (OTHERNAME, X509_NAME, EDIPARTYNAME, ASN1_OBJECT, ...).
+void ReadGeneralName(const GENERAL_NAME* gn, ParsedCsr& csr) {
+  auto octets = [](const ASN1_STRING* v) {
+    return v == nullptr ? std::string()
+                        : std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(v)),
+                                      static_cast<std::size_t>(ASN1_STRING_length(v)));
+  };
+  auto refuse = [&](const char* type) {
+    csr.problems.push_back(std::string("disallowed SAN: ") + type + " names are not supported (only DNS and IP)");
+  };
+  switch (gn->type) {
+    case GEN_DNS:
+      csr.sans.dns.push_back(octets(gn->d.dNSName));
+      return;
+    case GEN_IPADD: {
+      const std::string bytes = octets(gn->d.iPAddress);
+      if (bytes.size() == 4 || bytes.size() == 16) {
+        csr.sans.ips.push_back(FormatIp(bytes));
+      } else {
+        csr.problems.push_back("malformed SAN: an IP address of " + std::to_string(bytes.size()) +
+                               " bytes (4 or 16 expected)");
+      }
+      return;
+    }
+    case GEN_OTHERNAME:
+      return refuse("otherName");
+    case GEN_EMAIL:
+      return refuse("email (rfc822Name)");
+    case GEN_X400:
+      return refuse("x400Address");
+    case GEN_DIRNAME:
+      return refuse("directoryName");
+    case GEN_EDIPARTY:
+      return refuse("ediPartyName");
+    case GEN_URI:
+      return refuse("URI");
+    case GEN_RID:
+      return refuse("registeredID");
+    default:
+      return refuse("unknown GeneralName type");
+  }
 }
 
 void ReadExtensions(X509_REQ* req, ParsedCsr& csr) {
@@ -103,21 +152,7 @@ void ReadExtensions(X509_REQ* req, ParsedCsr& csr) {
         continue;
       }
       for (int k = 0; k < sk_GENERAL_NAME_num(names.get()); ++k) {
-        const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), k);
-        int type = 0;
-        const auto* value = static_cast<const ASN1_STRING*>(GENERAL_NAME_get0_value(gn, &type));
-        const std::string bytes(reinterpret_cast<const char*>(ASN1_STRING_get0_data(value)),
-                                static_cast<std::size_t>(ASN1_STRING_length(value)));
-        if (type == GEN_DNS) {
-          csr.sans.dns.push_back(bytes);
-        } else if (type == GEN_IPADD && (bytes.size() == 4 || bytes.size() == 16)) {
-          csr.sans.ips.push_back(FormatIp(bytes));
-        } else {
-          static constexpr const char* kTypes[] = {"otherName",    "email", "DNS", "x400Address", "directoryName",
-                                                   "ediPartyName", "URI",   "IP",  "registeredID"};
-          const std::string tname = type >= 0 && type <= 8 ? kTypes[type] : "unknown";
-          csr.problems.push_back("disallowed SAN: " + tname + " names are not supported (only DNS and IP)");
-        }
+        ReadGeneralName(sk_GENERAL_NAME_value(names.get(), k), csr);
       }
     }
     // keyUsage, extKeyUsage, subjectKeyIdentifier: ignored, the profile decides.
@@ -163,12 +198,9 @@ bool Contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
+// Whole-value match. RE2 runs in time linear in the value; callers still check lengths first.
 bool FullMatch(const NamePattern& p, const std::string& value) {
-  try {
-    return std::regex_match(value, p.regex);
-  } catch (const std::regex_error&) {  // e.g. error_complexity on pathological input
-    return false;
-  }
+  return p.regex != nullptr && RE2::FullMatch(value, *p.regex);
 }
 
 bool InRange(const IpRange& range, const std::string& ip_text) {
@@ -184,7 +216,12 @@ bool InRange(const IpRange& range, const std::string& ip_text) {
   return true;
 }
 
-std::string Quote(const std::string& s) { return "'" + s + "'"; }
+// 'value' for messages; overlong values (hostile input) are cut so the error stays one short line.
+std::string Quote(const std::string& s) {
+  constexpr std::size_t kMaxShown = 80;
+  if (s.size() <= kMaxShown) return "'" + s + "'";
+  return "'" + s.substr(0, kMaxShown) + "...' (" + std::to_string(s.size()) + " characters)";
+}
 
 // Subject and SAN checks against an exact expected spec (kubeadm profiles): CN and the O set
 // equal; every requested SAN among the allowed ones.
@@ -232,32 +269,101 @@ std::string CheckNodeSubject(const ParsedCsr& csr, const std::string& profile, s
   return node;
 }
 
-// Rejects what std::regex cannot compile safely: overlong patterns, and the two places where
-// libstdc++'s regex compiler reads a decimal number into a long without an overflow check (signed
-// overflow, found by fuzz/csr_fuzzer): bounded repetitions ("{7777777777777777777}") and
-// back-references ("\\7777777777777777777").
-std::optional<std::string> UnsafePatternReason(const std::string& pattern) {
-  if (pattern.size() > 512) return "longer than 512 characters";
-  const auto is_digit = [&](std::size_t k) { return k < pattern.size() && pattern[k] >= '0' && pattern[k] <= '9'; };
-  for (std::size_t i = 0; i < pattern.size(); ++i) {
-    if (pattern[i] == '\\') {
-      std::size_t digits = 0;
-      while (is_digit(i + 1 + digits)) ++digits;
-      if (digits > 4) return "a back-reference number above 9999";
-      ++i;
-      continue;
-    }
-    if (pattern[i] != '{') continue;
-    std::size_t digits = 0;
-    for (std::size_t j = i + 1; j < pattern.size() && pattern[j] != '}'; ++j) {
-      if (is_digit(j)) {
-        if (++digits > 4) return "a repetition count above 9999";
-      } else {
-        digits = 0;
-      }
+// A name a kubelet must never get a serving certificate for, or nullopt: Kubernetes' own service
+// names (the API server's in-cluster names and any <svc>.<ns>.svc[.<domain>]), localhost, and
+// names a TLS client may treat as an IP address (the last label all digits, e.g. "10" or
+// "10.0.0.1").
+std::optional<std::string> ForbiddenKubeletName(const std::string& name) {
+  std::vector<std::string_view> labels;
+  for (std::size_t start = 0;;) {
+    const std::size_t dot = name.find('.', start);
+    labels.push_back(std::string_view(name).substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  const std::string_view last = labels.back();
+  if (!last.empty() && std::all_of(last.begin(), last.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return "an IP-like name (its last label is all digits)";
+  }
+  if (labels.front() == "kubernetes" || std::find(labels.begin(), labels.end(), "svc") != labels.end()) {
+    return "a Kubernetes service name";
+  }
+  if (labels.back() == "localhost") return "a localhost name";
+  return std::nullopt;
+}
+
+// Is `node` allowed a kubelet-serving certificate by the operator?
+bool KubeletNodeAllowed(const std::string& node, const CsrCheckContext& ctx) {
+  if (ctx.config != nullptr && ctx.config->node_name == node) return true;
+  if (ctx.kubelet_serving == nullptr) return false;
+  const auto& k = *ctx.kubelet_serving;
+  return std::find(k.nodes.begin(), k.nodes.end(), node) != k.nodes.end() ||
+         std::any_of(k.node_patterns.begin(), k.node_patterns.end(),
+                     [&](const NamePattern& p) { return FullMatch(p, node); });
+}
+
+void CheckKubeletServing(const ParsedCsr& csr, const std::string& profile, const CsrCheckContext& ctx,
+                         std::vector<std::string>& problems) {
+  const std::string node = CheckNodeSubject(csr, profile, problems);
+  if (csr.sans.dns.empty() && csr.sans.ips.empty()) {
+    problems.push_back("profile '" + profile + "' needs at least one DNS or IP SAN");
+  }
+  const KubeletServingPolicy none;
+  const KubeletServingPolicy& allowed = ctx.kubelet_serving != nullptr ? *ctx.kubelet_serving : none;
+  if (!node.empty()) {
+    if (auto why = ForbiddenKubeletName(node)) {
+      problems.push_back("disallowed node name " + Quote(node) + " for profile '" + profile + "': " + *why);
+    } else if (ctx.config == nullptr && allowed.nodes.empty() && allowed.node_patterns.empty()) {
+      problems.push_back("profile '" + profile +
+                         "' needs the allowed nodes: add a kubeletServing section (nodes, nodePatterns, domains) "
+                         "to --policy, or give the node's kubeadm config with --config");
+    } else if (!KubeletNodeAllowed(node, ctx)) {
+      problems.push_back("disallowed node " + Quote(node) + ": profile '" + profile +
+                         "' allows only the nodes of --policy's kubeletServing" +
+                         (ctx.config != nullptr ? " and --config's node '" + ctx.config->node_name + "'" : ""));
     }
   }
-  return std::nullopt;
+  for (const auto& d : csr.sans.dns) {
+    const bool own = !node.empty() && IsDnsSubdomain(d) && !d.starts_with("*.") &&
+                     (d == node || std::any_of(allowed.domains.begin(), allowed.domains.end(),
+                                               [&](const std::string& domain) { return d == node + "." + domain; }));
+    std::optional<std::string> why = own ? ForbiddenKubeletName(d) : std::nullopt;
+    if (!own) {
+      problems.push_back("disallowed SAN DNS:" + d + ": profile '" + profile + "' allows only the node's own name" +
+                         (node.empty() ? "" : " (" + node + ")") +
+                         (allowed.domains.empty()
+                              ? std::string(" (no kubeletServing.domains in --policy)")
+                              : " or <node>.<domain> for kubeletServing.domains " + Join(allowed.domains, ", ")));
+    } else if (why) {
+      problems.push_back("disallowed SAN DNS:" + d + ": " + *why);
+    }
+  }
+  for (const auto& ip : csr.sans.ips) {
+    if (!Contains(ctx.node_ips, ip)) {
+      problems.push_back("disallowed SAN IP:" + ip + ": not one of the node's addresses (--node-ip" +
+                         (ctx.node_ips.empty() ? " not given" : ": " + Join(ctx.node_ips, ", ")) + ")");
+    }
+  }
+}
+
+// Patterns are RE2 (linear time in the input, bounded memory, no back-references). Longer
+// patterns than this are refused as a matter of hygiene: a name policy needs far less.
+constexpr std::size_t kMaxPatternLength = 512;
+
+Result<NamePattern> CompilePattern(const std::string& text, const std::string& where) {
+  if (text.size() > kMaxPatternLength) {
+    return InvalidArgument(where + ": regular expression longer than " + std::to_string(kMaxPatternLength) +
+                           " characters");
+  }
+  RE2::Options options;
+  options.set_log_errors(false);
+  options.set_max_mem(8 << 20);
+  auto re = std::make_shared<const RE2>(text, options);
+  if (!re->ok()) {
+    return InvalidArgument(where + ": invalid regular expression " + Quote(text) + ": " + re->error() +
+                           " (RE2 syntax: no back-references or look-around)");
+  }
+  return NamePattern{text, std::move(re)};
 }
 
 Result<std::vector<NamePattern>> ParsePatterns(const YAML::Node& node, const std::string& path) {
@@ -267,14 +373,8 @@ Result<std::vector<NamePattern>> ParsePatterns(const YAML::Node& node, const std
   for (std::size_t i = 0; i < node.size(); ++i) {
     const std::string where = path + "[" + std::to_string(i) + "]";
     if (!node[i].IsScalar()) return InvalidArgument(where + ": must be a string");
-    if (auto why = UnsafePatternReason(node[i].Scalar())) {
-      return InvalidArgument(where + ": regular expression " + Quote(node[i].Scalar()) + " has " + *why);
-    }
-    try {
-      out.push_back({node[i].Scalar(), std::regex(node[i].Scalar(), std::regex::ECMAScript)});
-    } catch (const std::regex_error& e) {
-      return InvalidArgument(where + ": invalid regular expression " + Quote(node[i].Scalar()) + ": " + e.what());
-    }
+    KH_ASSIGN_OR_RETURN(NamePattern p, CompilePattern(node[i].Scalar(), where));
+    out.push_back(std::move(p));
   }
   return out;
 }
@@ -400,6 +500,36 @@ Result<SigningProfile> ParseProfile(const YAML::Node& n, const std::string& path
   return p;
 }
 
+// The `kubeletServing` section: nodes (exact names), nodePatterns (RE2) and domains.
+Result<KubeletServingPolicy> ParseKubeletServing(const YAML::Node& n) {
+  const std::string path = "kubeletServing";
+  KH_RETURN_IF_ERROR(CheckKeys(n, {"nodes", "nodePatterns", "domains"}, path));
+  KubeletServingPolicy k;
+  auto names = [&](const char* field, std::vector<std::string>& out) -> Status {
+    const YAML::Node list = n[field];
+    if (!list) return OkStatus();
+    const std::string where = path + "." + field;
+    if (!list.IsSequence()) return InvalidArgument(where + ": must be a list of DNS names");
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const std::string w = where + "[" + std::to_string(i) + "]";
+      const std::string v = list[i].IsScalar() ? list[i].Scalar() : "";
+      if (!IsDnsSubdomain(v) || v.starts_with("*.")) {
+        return InvalidArgument(w + ": " + Quote(v) + " is not a lower-case DNS name (no wildcards)");
+      }
+      if (auto why = ForbiddenKubeletName(v)) return InvalidArgument(w + ": " + Quote(v) + " is " + *why);
+      out.push_back(v);
+    }
+    return OkStatus();
+  };
+  KH_RETURN_IF_ERROR(names("nodes", k.nodes));
+  KH_RETURN_IF_ERROR(names("domains", k.domains));
+  KH_ASSIGN_OR_RETURN(k.node_patterns, ParsePatterns(n["nodePatterns"], path + ".nodePatterns"));
+  if (k.nodes.empty() && k.node_patterns.empty()) {
+    return InvalidArgument(path + ": needs nodes or nodePatterns (which nodes may get a kubelet-serving certificate)");
+  }
+  return k;
+}
+
 }  // namespace
 
 std::string JoinProblems(const std::vector<std::string>& problems) { return Join(problems, "; "); }
@@ -470,6 +600,9 @@ Result<ParsedCsr> ParseCsrPem(std::string_view pem) {
     csr.problems.push_back("unsupported key: the request's public key cannot be read");
   } else {
     csr.key_name = DescribeKey(csr.public_key.get());
+    // RSA e < 65537 or even (e = 1 makes the self-signature below meaningless), explicit EC
+    // parameters (RFC 5480): refused whatever the profile.
+    if (auto weak = signer::PublicKeyProblem(csr.public_key.get())) csr.problems.push_back("weak key: " + *weak);
     // RFC 2986 §3: the request is signed with the subject's own private key.
     if (X509_REQ_verify_ex(csr.req.get(), csr.public_key.get(), nullptr, nullptr) != 1) {
       DrainOpenSslErrors();
@@ -531,16 +664,23 @@ Result<SigningPolicy> ParseSigningPolicy(std::string_view yaml) {
   KH_ASSIGN_OR_RETURN(std::vector<YAML::Node> docs, yaml_internal::LoadYamlDocuments(yaml, "signing policy"));
   if (docs.size() != 1) return InvalidArgument("signing policy: expected exactly one YAML document");
   const YAML::Node& root = docs[0];
-  KH_RETURN_IF_ERROR(CheckKeys(root, {"apiVersion", "kind", "profiles"}, "signing policy"));
+  KH_RETURN_IF_ERROR(CheckKeys(root, {"apiVersion", "kind", "profiles", "kubeletServing"}, "signing policy"));
   if (!root["apiVersion"] || root["apiVersion"].Scalar() != "kubehsm.io/v1alpha1" || !root["kind"] ||
       root["kind"].Scalar() != "SigningPolicy") {
     return InvalidArgument("signing policy: apiVersion must be kubehsm.io/v1alpha1 and kind SigningPolicy");
   }
   const YAML::Node profiles = root["profiles"];
-  if (!profiles || !profiles.IsSequence()) return InvalidArgument("signing policy: profiles: required (a list)");
+  const YAML::Node kubelet = root["kubeletServing"];
+  if (!kubelet && (!profiles || !profiles.IsSequence())) {
+    return InvalidArgument("signing policy: profiles: required (a list) unless kubeletServing is given");
+  }
+  if (profiles && !profiles.IsSequence()) return InvalidArgument("signing policy: profiles: must be a list");
   SigningPolicy policy;
   const auto builtins = BuiltinSigningProfileNames();
-  for (std::size_t i = 0; i < profiles.size(); ++i) {
+  if (kubelet) {
+    KH_ASSIGN_OR_RETURN(policy.kubelet_serving, ParseKubeletServing(kubelet));
+  }
+  for (std::size_t i = 0; profiles && i < profiles.size(); ++i) {
     KH_ASSIGN_OR_RETURN(SigningProfile p, ParseProfile(profiles[i], "profiles[" + std::to_string(i) + "]"));
     if (Contains(builtins, p.name) || FindLeafProfile(p.name) != nullptr) {
       return InvalidArgument("profiles[" + std::to_string(i) + "].name: '" + p.name +
@@ -576,6 +716,11 @@ std::vector<std::string> CheckCsr(const ParsedCsr& csr, const SigningProfile& pr
   }
   if (csr.common_name.size() > kMaxNameLength) {
     problems.push_back("disallowed CN: longer than " + std::to_string(kMaxNameLength) + " characters");
+  }
+  for (const auto& o : csr.organizations) {
+    if (o.size() > kMaxNameLength) {
+      problems.push_back("disallowed O: longer than " + std::to_string(kMaxNameLength) + " characters");
+    }
   }
   const std::string& name = profile.name;
   switch (profile.kind) {
@@ -615,36 +760,21 @@ std::vector<std::string> CheckCsr(const ParsedCsr& csr, const SigningProfile& pr
         problems.push_back("disallowed SAN IP:" + ip + ": profile '" + name + "' allows no SANs");
       break;
     }
-    case SigningProfileKind::kKubeletServing: {
-      const std::string node = CheckNodeSubject(csr, name, problems);
-      if (csr.sans.dns.empty() && csr.sans.ips.empty()) {
-        problems.push_back("profile '" + name + "' needs at least one DNS or IP SAN");
-      }
-      for (const auto& d : csr.sans.dns) {
-        if (node.empty() || !IsDnsSubdomain(d) || d.starts_with("*.") || (d != node && !d.starts_with(node + "."))) {
-          problems.push_back("disallowed SAN DNS:" + d + ": profile '" + name +
-                             "' allows only the node's own name or FQDN (" + (node.empty() ? "?" : node) + ")");
-        }
-      }
-      for (const auto& ip : csr.sans.ips) {
-        if (!Contains(ctx.node_ips, ip)) {
-          problems.push_back("disallowed SAN IP:" + ip + ": not one of the node's addresses (--node-ip" +
-                             (ctx.node_ips.empty() ? " not given" : ": " + Join(ctx.node_ips, ", ")) + ")");
-        }
-      }
+    case SigningProfileKind::kKubeletServing:
+      CheckKubeletServing(csr, name, ctx, problems);
       break;
-    }
     case SigningProfileKind::kCustom: {
+      // Lengths first (reported above): no pattern ever sees an overlong value.
       if (csr.common_name.empty()) {
         problems.push_back("disallowed CN: the request has none and profile '" + name + "' requires one matching " +
                            Quote(profile.common_name->source));
-      } else if (!FullMatch(*profile.common_name, csr.common_name)) {
+      } else if (csr.common_name.size() <= kMaxNameLength && !FullMatch(*profile.common_name, csr.common_name)) {
         problems.push_back("disallowed CN " + Quote(csr.common_name) + ": does not match " +
                            Quote(profile.common_name->source) + " of profile '" + name + "'");
       }
       for (const auto& o : csr.organizations) {
-        if (std::none_of(profile.organizations.begin(), profile.organizations.end(),
-                         [&](const NamePattern& p) { return FullMatch(p, o); })) {
+        if (o.size() <= kMaxNameLength && std::none_of(profile.organizations.begin(), profile.organizations.end(),
+                                                       [&](const NamePattern& p) { return FullMatch(p, o); })) {
           problems.push_back("disallowed O " + Quote(o) + ": not allowed by profile '" + name + "'");
         }
       }
@@ -662,9 +792,6 @@ std::vector<std::string> CheckCsr(const ParsedCsr& csr, const SigningProfile& pr
       }
       break;
     }
-  }
-  for (const auto& o : csr.organizations) {
-    if (o.size() > kMaxNameLength) problems.push_back("disallowed O: longer than 64 characters");
   }
   const auto max =
       profile.max_validity.count() > 0

@@ -14,8 +14,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +29,10 @@
 #include "signer/pki/cluster_config.h"
 #include "signer/pki/issuance.h"
 #include "signer/pki/profiles.h"
+
+namespace re2 {
+class RE2;
+}
 
 namespace kubehsm::signer::pki {
 
@@ -72,7 +76,9 @@ enum class SigningProfileKind { kKubeadmLeaf, kKubeconfig, kKubeletClient, kKube
 // A pattern and the text it was compiled from (for messages).
 struct NamePattern {
   std::string source;
-  std::regex regex;  // ECMAScript, matched against the whole value
+  // RE2 syntax, matched against the whole value in linear time; shared because a compiled RE2 is
+  // immutable and not copyable (profiles are copied).
+  std::shared_ptr<const re2::RE2> regex;
 };
 
 // An IP range (CIDR) that IP SANs of a custom profile may fall into.
@@ -102,15 +108,27 @@ struct SigningProfile {
   std::vector<IpRange> ip_ranges;
 };
 
-// A custom signing policy: profiles by name, from a YAML file (schema in README.md, "The air-gapped
-// CSR workflow").
-struct SigningPolicy {
-  std::vector<SigningProfile> profiles;
+// Which nodes may get a kubelet-serving certificate, and under which domains (the `kubeletServing`
+// section of a signing policy). The node name comes from the requester's own CN, so without an
+// allow-list nothing is accepted (see CheckCsr).
+struct KubeletServingPolicy {
+  std::vector<std::string> nodes;          // exact node names
+  std::vector<NamePattern> node_patterns;  // RE2, whole node name
+  std::vector<std::string> domains;        // a DNS SAN may be <node>.<domain> for one of these
 };
 
-// Parses a signing policy. kInvalidArgument naming the field ("profiles[2].sans.dns[0]: invalid
-// regular expression ...") for unknown fields, missing required fields, bad regexes/CIDRs/
-// durations/EKUs/key settings, duplicate profile names, or a name of a built-in profile.
+// A custom signing policy: profiles by name and the kubelet-serving allow-list, from a YAML file
+// (schema in README.md, "The air-gapped CSR workflow").
+struct SigningPolicy {
+  std::vector<SigningProfile> profiles;
+  KubeletServingPolicy kubelet_serving;
+};
+
+// Parses a signing policy (`profiles` and/or `kubeletServing`). kInvalidArgument naming the field
+// ("profiles[2].sans.dns[0]: invalid regular expression ...") for unknown fields, missing required
+// fields, patterns RE2 cannot compile (back-references, look-around, repetitions over 1000) or
+// over 512 characters, bad CIDRs/durations/EKUs/key settings, duplicate profile names, a name of a
+// built-in profile, or kubeletServing nodes/domains that are not DNS names or are service/IP-like.
 Result<SigningPolicy> ParseSigningPolicy(std::string_view yaml);
 Result<SigningPolicy> LoadSigningPolicy(const std::filesystem::path& file);
 
@@ -129,6 +147,9 @@ struct CsrCheckContext {
   const ClusterConfig* config = nullptr;
   // IP addresses a kubelet-serving certificate may name (the node's addresses).
   std::vector<std::string> node_ips;
+  // kubelet-serving: the nodes the operator allows (--policy's kubeletServing; may be null). The
+  // config's node name (`config`) is allowed too. With neither, kubelet-serving is refused.
+  const KubeletServingPolicy* kubelet_serving = nullptr;
   // Requested validity; nullopt = the profile's maximum.
   std::optional<std::chrono::seconds> validity;
 };
@@ -137,7 +158,12 @@ struct CsrCheckContext {
 std::chrono::seconds EffectiveValidity(const SigningProfile& profile, const CsrCheckContext& ctx);
 
 // Every reason to refuse `csr` under `profile` (its structural problems first), each a complete
-// sentence naming the offending value. Empty: the request may be signed.
+// sentence naming the offending value. Empty: the request may be signed. Lengths are checked
+// before any pattern runs (CN and O at most 64 characters, RFC 5280 upper bounds).
+// kubelet-serving accepts a node only when it is allowed (ctx.kubelet_serving's nodes or
+// patterns, or ctx.config's node name), never a Kubernetes service name ("kubernetes",
+// "kubernetes.*", any name with an "svc" label), "localhost" or an IP-like name (all-digit last
+// label); DNS SANs only the node name itself or <node>.<domain> for the allowed domains.
 std::vector<std::string> CheckCsr(const ParsedCsr& csr, const SigningProfile& profile, const CsrCheckContext& ctx);
 
 // What the certificate for an accepted `csr` says: the request's CN and O, its SANs normalised

@@ -49,7 +49,7 @@ fs::path Destination(const std::string& name, const fs::path& cert_dir, const fs
 }  // namespace
 
 Status ExtractGenerateCsrArchive(const fs::path& archive, const fs::path& cert_dir, const fs::path& kubeconfig_dir) {
-  KH_ASSIGN_OR_RETURN(std::string data, ReadFileBounded(archive, kMaxArchiveBytes));
+  KH_ASSIGN_OR_RETURN(std::string data, ReadRegularFileBounded(archive, kMaxArchiveBytes));
   const std::vector<std::string> allowed_names = GenerateCsrInputNames();
   const std::set<std::string> allowed(allowed_names.begin(), allowed_names.end());
   ArchiveReader a(archive_read_new());

@@ -52,10 +52,11 @@ bool IsSymlink(const fs::path& p) {
   return fs::is_symlink(fs::symlink_status(p, ec));
 }
 
-// Reads an input file, refusing symlinks (the layout is plain files).
+// Reads an input file, refusing symlinks, FIFOs and devices (the layout is plain files; a FIFO
+// would block the run forever).
 Result<std::string> ReadInput(const fs::path& p, std::size_t max) {
   if (IsSymlink(p)) return PermissionDenied("is a symbolic link; refusing to follow it");
-  return ReadFileBounded(p, max);
+  return ReadRegularFileBounded(p, max);
 }
 
 bool SamePublicKey(const EVP_PKEY* a, const EVP_PKEY* b) {
@@ -281,7 +282,8 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
     if (!item.csr.public_key || !cas.contains(item.profile.ca)) continue;
     const X509* ca_cert = cas.at(item.profile.ca).cert.get();
     if (item.leaf != nullptr && PathExists(item.out_path)) {
-      Result<X509Ptr> cert = LoadCertificateFile(item.out_path);
+      Result<std::string> pem = ReadInput(item.out_path, kMaxPemFileBytes);
+      Result<X509Ptr> cert = pem.ok() ? ParseCertificatePem(*pem) : Result<X509Ptr>(pem.status());
       Status s = cert.ok() ? CheckExisting(cert->get(), item, ca_cert, options.now) : cert.status();
       if (s.ok()) {
         item.keep = true;

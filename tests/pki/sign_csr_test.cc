@@ -82,9 +82,15 @@ TEST_F(SignCsrTest, SignsKubeletClientWithProfileUsagesOnly) {
 }
 
 TEST_F(SignCsrTest, SignsKubeletServingForTheNodesOwnNames) {
+  kubehsm::testing::WriteTestFile(dir() / "policy.yaml", R"(apiVersion: kubehsm.io/v1alpha1
+kind: SigningPolicy
+kubeletServing:
+  nodes: [worker-1]
+  domains: [example.org]
+)");
   CsrRequest req = KubeletClient("worker-1");
   req.sans = "DNS:worker-1,DNS:worker-1.example.org,IP:192.0.2.10";
-  auto r = Sign(req, "kubelet-serving", {"--node-ip", "192.0.2.10"});
+  auto r = Sign(req, "kubelet-serving", {"--node-ip", "192.0.2.10", "--policy", (dir() / "policy.yaml").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto verify = RunProcess(
       {"openssl", "verify", "-CAfile", (ca_dir() / "ca.crt").string(), "-purpose", "sslserver", out().string()});
