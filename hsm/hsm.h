@@ -19,6 +19,9 @@ struct HsmOptions {
   std::string token_uri;      // "pkcs11:token=..." (may carry module-path and pin-source)
   std::string pin_source;     // overrides the URI's pin-source; "" and none in the URI = prompt
   std::size_t sessions = 16;  // idle session pool size for the raw token and the provider
+  // A PIN read earlier, used instead of pin_source (borrowed; `kubehsm serve` keeps an env: PIN,
+  // which ReadPin removes from the environment, to re-open the token after a failure).
+  const Pin* pin = nullptr;
 };
 
 class Hsm final {
