@@ -115,6 +115,12 @@ class ServeTest : public ::testing::Test {
     return RunProcess(args, env_);
   }
 
+  // For a `serve` that must refuse to start: killed after 30 s (exit 124) if it serves instead.
+  ProcessResult KubehsmMustExit(std::vector<std::string> args) {
+    args.insert(args.begin(), {"timeout", "30", KubehsmBinary().string()});
+    return RunProcess(args, env_);
+  }
+
   // `sa rotate --type TYPE` + `sa activate --force`; returns the active kid.
   std::string CreateActiveKey(const std::string& type) {
     ProcessResult r = Kubehsm({"sa", "rotate", "--type", type});
@@ -285,14 +291,14 @@ TEST_F(ServeTest, AbstractSocketWithoutAllowlistRefusesToStart) {
 TEST_F(ServeTest, AbstractSocketIsRefusedWithoutTheInsecureOptIn) {
   CreateActiveKey("ecdsa-p256");
   const std::string name = "@kubehsm-e2e-squat-" + std::to_string(::getpid());
-  ProcessResult r = Kubehsm({"serve", "--socket", name, "--allow-uid", "0"});
+  ProcessResult r = KubehsmMustExit({"serve", "--socket", name, "--allow-uid", "0"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_TRUE(r.err.starts_with("kubehsm: ")) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_NE(r.err.find("impersonate the signer"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("--allow-abstract-socket-insecure"), std::string::npos) << r.err;
   // The metrics socket too.
-  r = Kubehsm({"serve", "--socket", socket_, "--metrics-socket", name + "-metrics"});
+  r = KubehsmMustExit({"serve", "--socket", socket_, "--metrics-socket", name + "-metrics"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("--allow-abstract-socket-insecure"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(socket_));
@@ -319,7 +325,7 @@ TEST_F(ServeTest, SocketDirectoryOwnedByAnotherUserOrWritableByOthersRefusesToSt
     fs::create_directories(dir);
     fs::permissions(dir, static_cast<fs::perms>(c.mode));
     if (c.other_owner) ASSERT_EQ(::chown(dir.c_str(), kNobody, kNobody), 0);
-    ProcessResult r = Kubehsm({"serve", "--socket", (dir / "signer.sock").string()});
+    ProcessResult r = KubehsmMustExit({"serve", "--socket", (dir / "signer.sock").string()});
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_TRUE(r.err.starts_with("kubehsm: error: ")) << r.err;
     EXPECT_NE(r.err.find(c.want), std::string::npos) << r.err;
@@ -331,14 +337,14 @@ TEST_F(ServeTest, SocketDirectoryOwnedByAnotherUserOrWritableByOthersRefusesToSt
   fs::permissions(theirs, static_cast<fs::perms>(0755));
   fs::permissions(theirs / "run", static_cast<fs::perms>(0750));
   ASSERT_EQ(::chown(theirs.c_str(), kNobody, kNobody), 0);
-  ProcessResult r = Kubehsm({"serve", "--socket", (theirs / "run" / "signer.sock").string()});
+  ProcessResult r = KubehsmMustExit({"serve", "--socket", (theirs / "run" / "signer.sock").string()});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("above the socket is owned by uid 65534"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(theirs / "run" / "signer.sock"));
 }
 
 TEST_F(ServeTest, NoActiveKeyRefusesToStart) {
-  ProcessResult r = Kubehsm({"serve", "--socket", socket_});
+  ProcessResult r = KubehsmMustExit({"serve", "--socket", socket_});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("service-account key"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(socket_));
@@ -805,7 +811,7 @@ TEST_F(ServeTest, ConnectionCapsPerUidAndInTotalCloseTheExcessAtOnce) {
   }
   EXPECT_TRUE(served) << serve->Log();
   // Bad values are usage errors.
-  ProcessResult bad = Kubehsm({"serve", "--socket", (run_dir_ / "other.sock").string(), "--max-connections", "4",
+  ProcessResult bad = KubehsmMustExit({"serve", "--socket", (run_dir_ / "other.sock").string(), "--max-connections", "4",
                                "--max-connections-per-uid", "5"});
   EXPECT_EQ(bad.exit_code, 1) << bad.err;
   EXPECT_NE(bad.err.find("--max-connections-per-uid"), std::string::npos) << bad.err;
@@ -893,8 +899,8 @@ TEST_F(ServeTest, SignAcceptsEveryClaimsShapeKubeApiserverSends) {
 
 // --- hardening of the process ------------------------------------------------------------------
 
-// serve (run as uid 65534, so /proc shows the difference) is non-dumpable: /proc/PID is then owned
-// by root instead of the process's user, and its core-file limit is 0.
+// serve (run as uid 65534, so that another process of the same user can try) is non-dumpable: that
+// process cannot read its /proc/PID/environ, and its core-file limit is 0.
 TEST_F(ServeTest, ServeIsNotDumpableAndWritesNoCore) {
   CreateActiveKey("ecdsa-p256");
   for (const fs::path& p : {tmp_.path(), token_->dir()}) {
@@ -907,9 +913,12 @@ TEST_F(ServeTest, ServeIsNotDumpableAndWritesNoCore) {
   ASSERT_TRUE(serve.WaitForLog("event=serving", seconds(60))) << serve.Log();
   const std::string status = ReadTestFile("/proc/" + std::to_string(serve.pid()) + "/status");
   ASSERT_NE(status.find("\nUid:\t65534\t65534\t65534\t65534\n"), std::string::npos) << status;
-  struct stat st{};
-  ASSERT_EQ(::stat(("/proc/" + std::to_string(serve.pid())).c_str(), &st), 0);
-  EXPECT_EQ(st.st_uid, 0u) << "/proc/PID of a dumpable process belongs to its user";
+  // Another process of the same user may read a dumpable process's /proc/PID/environ (ptrace read
+  // access), not a non-dumpable one's.
+  ProcessResult peek = RunProcess({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat",
+                                   "/proc/" + std::to_string(serve.pid()) + "/environ"});
+  EXPECT_NE(peek.exit_code, 0) << "uid 65534 read the daemon's environment: it is dumpable";
+  EXPECT_NE(peek.err.find("Permission denied"), std::string::npos) << peek.err;
   const std::string limits = ReadTestFile("/proc/" + std::to_string(serve.pid()) + "/limits");
   EXPECT_NE(limits.find("Max core file size        0                    0"), std::string::npos) << limits;
   EXPECT_EQ(RunProcess({KUBEHSM_SIGNER_CLIENT, socket_, "v1", "Metadata"}).out, "OK 86400\n");
