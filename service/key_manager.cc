@@ -2,8 +2,6 @@
 
 #include <algorithm>
 
-#include <nlohmann/json.hpp>
-
 #include "service/claims_check.h"
 #include "signer/jwt/jws.h"
 #include "signer/jwt/kid.h"
