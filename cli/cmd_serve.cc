@@ -5,6 +5,7 @@
 #include <pwd.h>
 
 #include <cstdint>
+#include <memory>
 #include <iostream>
 #include <memory>
 #include <set>
@@ -34,9 +35,11 @@ class TokenBackend final : public service::SignerBackend {
   std::unique_ptr<TokenSession> session_;
 };
 
-// serve re-opens the token by itself after a failure, so the PIN must be readable again without
-// anyone at a terminal: env: and file: only (a prompt has no one to answer; an fd is consumed).
-Status CheckPinSourceForServe(const GlobalOptions& g) {
+// serve re-opens the token by itself after a failure, so the PIN must be available again without
+// anyone at a terminal: file: (re-read at every re-open) or env: (read once at start, when ReadPin
+// also removes it from the environment, and kept in a wiped-on-exit Pin); a prompt has no one to
+// answer, and an fd is consumed. Returns the parsed source.
+Result<hsm::PinSource> CheckPinSourceForServe(const GlobalOptions& g) {
   std::string text = g.pin_source;
   if (text.empty()) {
     KH_ASSIGN_OR_RETURN(hsm::Pkcs11Uri uri, hsm::Pkcs11Uri::Parse(g.token_uri.empty() ? "pkcs11:" : g.token_uri));
@@ -52,7 +55,7 @@ Status CheckPinSourceForServe(const GlobalOptions& g) {
     return InvalidArgument("serve re-reads the PIN when it re-opens the token after a failure, which an fd: "
                            "source cannot do; use env:VAR or file:PATH");
   }
-  return OkStatus();
+  return source;
 }
 
 Result<uid_t> ParseUid(const std::string& text) {
@@ -82,11 +85,20 @@ int RunServe(Context& ctx, const Args& args) {
   po::options_description d("kubehsm serve");
   d.add_options()
       ("socket", po::value<std::string>(&o.socket),
-       "Unix socket to serve on: an absolute path (e.g. /run/kubehsm/signer.sock) or @name (abstract; needs "
-       "--allow-uid/--allow-gid). Same value as kube-apiserver's --service-account-signing-endpoint")
+       "Unix socket to serve on: an absolute path (e.g. /run/kubehsm/signer.sock) in a directory owned by this "
+       "user or root and writable by no one else. Same value as kube-apiserver's "
+       "--service-account-signing-endpoint. @name (abstract) only with --allow-abstract-socket-insecure")
+      ("allow-abstract-socket-insecure", po::bool_switch(&o.allow_abstract_socket_insecure),
+       "accept an abstract socket (@name). INSECURE: an abstract name has no owner, so any local process can "
+       "bind it while kubehsm is not running and impersonate the signer; also needs --allow-uid/--allow-gid")
       ("socket-group", po::value<std::string>(), "make the socket 0660 with this group (name or gid); default 0600")
       ("allow-uid", po::value<std::vector<std::string>>(), "peer uid (or user name) allowed to connect, repeatable; "
-       "checked with SO_PEERCRED, other peers get PERMISSION_DENIED")
+       "checked with SO_PEERCRED; a refused peer's connection is closed at once")
+      ("max-connections", po::value<std::size_t>(&o.max_connections)->default_value(256),
+       "connections held open at once by all peers; more are closed at once (the open-file limit must allow "
+       "this plus 128)")
+      ("max-connections-per-uid", po::value<std::size_t>(&o.max_connections_per_uid)->default_value(32),
+       "connections held open at once by one peer uid; more are closed at once")
       ("allow-gid", po::value<std::vector<std::string>>(), "peer gid (or group name) allowed, primary or "
        "supplementary, repeatable")
       ("max-token-expiration-seconds", po::value<int64_t>(&o.max_token_expiration_seconds)->default_value(86400),
@@ -128,12 +140,25 @@ int RunServe(Context& ctx, const Args& args) {
   for (const auto& kid : Strings(vm, "exclude-from-oidc")) o.exclude_from_oidc.insert(kid);
 
   if (Status s = service::ValidateServeOptions(o); !s.ok()) return ctx.UsageError(s.message());
-  if (Status s = CheckPinSourceForServe(ctx.globals()); !s.ok()) return ctx.UsageError(s.message());
+  auto pin_source = CheckPinSourceForServe(ctx.globals());
+  if (!pin_source.ok()) return ctx.UsageError(pin_source.status().message());
+
+  // A long-running holder of a token login (and, with env:, of the PIN): no core file, no ptrace
+  // or /proc/PID/mem by other processes of this user.
+  if (Status s = hsm::ProtectProcessMemory(); !s.ok()) return ctx.Fail(s);
+  std::shared_ptr<const hsm::Pin> kept_pin;
+  if (pin_source->kind == hsm::PinSource::Kind::kEnv) {
+    auto pin = hsm::ReadPin(*pin_source);  // removes the variable from the environment
+    if (!pin.ok()) return ctx.Fail(pin.status());
+    kept_pin = std::make_shared<const hsm::Pin>(std::move(*pin));
+  }
 
   const GlobalOptions globals = ctx.globals();
   const std::size_t sessions = o.sessions;
-  service::BackendFactory factory = [globals, sessions]() -> Result<std::unique_ptr<service::SignerBackend>> {
+  service::BackendFactory factory = [globals, sessions,
+                                     kept_pin]() -> Result<std::unique_ptr<service::SignerBackend>> {
     hsm::HsmOptions h = TokenSession::HsmOptionsFor(globals);
+    h.pin = kept_pin.get();
     // The token's session pool and pkcs11-provider's cache both sized for the signing threads.
     h.sessions = sessions;
     KH_ASSIGN_OR_RETURN(std::unique_ptr<hsm::Hsm> opened, hsm::Hsm::Open(h));

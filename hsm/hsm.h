@@ -24,6 +24,9 @@ struct HsmOptions {
   // Accept keys whose CKA_LOCAL reads false (tokens such as NSS softokn never set it): weaker
   // provenance, an explicit opt-in of the config file.
   bool allow_keys_without_cka_local = false;
+  // A PIN read earlier, used instead of pin_source (borrowed; `kubehsm serve` keeps an env: PIN,
+  // which ReadPin removes from the environment, to re-open the token after a failure).
+  const Pin* pin = nullptr;
 };
 
 class Hsm final {

@@ -1,6 +1,8 @@
 #include "hsm/pin.h"
 
 #include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -137,15 +139,35 @@ std::string PinSource::Describe() const {
   return "?";
 }
 
+Status ProtectProcessMemory() {
+  // prctl(2): a non-dumpable process writes no core file, and other processes of the same user
+  // can neither ptrace it nor read /proc/PID/mem or /proc/PID/environ.
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    return Internal(std::string("prctl(PR_SET_DUMPABLE, 0): ") + std::strerror(errno));
+  }
+  const rlimit no_core{0, 0};
+  if (::setrlimit(RLIMIT_CORE, &no_core) != 0) {
+    return Internal(std::string("setrlimit(RLIMIT_CORE, 0): ") + std::strerror(errno));
+  }
+  return OkStatus();
+}
+
 Result<Pin> ReadPin(const PinSource& source, std::string_view prompt) {
+  // Before the PIN is in memory, in every command that reads one.
+  KH_RETURN_IF_ERROR(ProtectProcessMemory());
   std::vector<unsigned char> bytes;
   WipeOnExit wipe(bytes);
   const std::string what = source.Describe();
   switch (source.kind) {
     case PinSource::Kind::kEnv: {
-      const char* v = std::getenv(source.where.c_str());
+      char* v = std::getenv(source.where.c_str());
       if (v == nullptr) return NotFound("PIN " + what + " is not set");
-      bytes.assign(v, v + std::strlen(v));
+      const std::size_t len = std::strlen(v);
+      bytes.assign(v, v + len);
+      // Read once, then gone: wiped where it lies (the initial environment block is what
+      // /proc/PID/environ shows) and removed, so no child process or library finds it.
+      OPENSSL_cleanse(v, len);
+      ::unsetenv(source.where.c_str());
       return FinishPin(bytes, what);
     }
     case PinSource::Kind::kFile: {

@@ -48,7 +48,14 @@ struct PinSource {
   std::string Describe() const;
 };
 
-// Reads the PIN from `source`. One trailing "\n" or "\r\n" is removed; an empty PIN is an error.
+// Makes this process non-dumpable (prctl PR_SET_DUMPABLE 0: no core file, no ptrace or
+// /proc/PID/mem access by other processes of the same user) and sets RLIMIT_CORE to 0. Called by
+// ReadPin before any PIN is read, and by long-running commands at start. kInternal if the kernel
+// refuses.
+Status ProtectProcessMemory();
+
+// Reads the PIN from `source`, after ProtectProcessMemory(). An env: variable is wiped and
+// removed from the environment once read (a second read of it fails). One trailing "\n" or "\r\n" is removed; an empty PIN is an error.
 // Files larger than 1 KiB and world-readable PIN files are refused (kPermissionDenied for the
 // latter). For kPrompt, reads from /dev/tty with echo off, printing `prompt` there.
 Result<Pin> ReadPin(const PinSource& source, std::string_view prompt = "PKCS#11 token PIN: ");

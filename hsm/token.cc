@@ -351,33 +351,40 @@ Result<std::string> Token::GetAttribute(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TY
   return v;
 }
 
-Result<KeyInfo> Token::Describe(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub) {
+Result<KeyInfo> Token::Describe(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub,
+                                std::string* unsupported) {
   CK_FUNCTION_LIST* f = module_.fn();
   const CK_OBJECT_HANDLE any = priv != CK_INVALID_HANDLE ? priv : pub;
   auto get = [&](CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE t) -> Result<std::string> {
     CK_ATTRIBUTE a{t, nullptr, 0};
     CK_RV rv = f->C_GetAttributeValue(s, h, &a, 1);
     if (rv != CKR_OK || a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
-      return RvStatus(rv == CKR_OK ? CKR_ATTRIBUTE_SENSITIVE : rv, "C_GetAttributeValue");
+      return RvStatus(rv == CKR_OK ? CKR_ATTRIBUTE_SENSITIVE : rv, "C_GetAttributeValue on token '" + info_.label + "'");
     std::string v(a.ulValueLen, '\0');
     a.pValue = v.data();
     rv = f->C_GetAttributeValue(s, h, &a, 1);
-    if (rv != CKR_OK) return RvStatus(rv, "C_GetAttributeValue");
+    if (rv != CKR_OK) return RvStatus(rv, "C_GetAttributeValue on token '" + info_.label + "'");
     v.resize(a.ulValueLen);
     return v;
   };
-  auto get_bool = [&](CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE t) {
+  // A device error here must not read as "false" (a listing would then show a wrong attribute).
+  auto get_bool = [&](CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE t) -> Result<bool> {
     CK_BBOOL b = CK_FALSE;
     CK_ATTRIBUTE a{t, &b, sizeof(b)};
-    return f->C_GetAttributeValue(s, h, &a, 1) == CKR_OK && b == CK_TRUE;
+    const CK_RV rv = f->C_GetAttributeValue(s, h, &a, 1);
+    if (rv != CKR_OK) return RvStatus(rv, "C_GetAttributeValue on token '" + info_.label + "'");
+    return b == CK_TRUE;
+  };
+  // A key kubehsm cannot use: reported through `unsupported` so a listing can skip it.
+  auto not_supported = [&](std::string reason) -> Status {
+    if (unsupported != nullptr) *unsupported = reason;
+    return InvalidArgument(std::move(reason));
   };
   KeyInfo k;
   k.private_handle = priv;
   k.public_handle = pub;
-  auto label = get(any, CKA_LABEL);
-  if (label.ok()) k.label = *label;
-  auto id = get(any, CKA_ID);
-  if (id.ok()) k.id = *id;
+  KH_ASSIGN_OR_RETURN(k.label, get(any, CKA_LABEL));
+  KH_ASSIGN_OR_RETURN(k.id, get(any, CKA_ID));
   CK_KEY_TYPE kt = 0;
   CK_ATTRIBUTE kta{CKA_KEY_TYPE, &kt, sizeof(kt)};
   CK_RV rv = f->C_GetAttributeValue(s, any, &kta, 1);
@@ -393,28 +400,30 @@ Result<KeyInfo> Token::Describe(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, CK_O
       break;
     }
     auto t = RsaKeyTypeFromBits(bits);
-    if (!t)
-      return InvalidArgument("key '" + k.label + "' is RSA-" + std::to_string(bits) + ", which kubehsm does not use");
+    if (!t) return not_supported("key '" + k.label + "' is RSA-" + std::to_string(bits) + ", which kubehsm does not use");
     k.type = *t;
   } else if (kt == CKK_EC) {
     KH_ASSIGN_OR_RETURN(std::string params, get(any, CKA_EC_PARAMS));
     auto t = CurveFromOid(params);
-    if (!t) return InvalidArgument("key '" + k.label + "' is on a curve kubehsm does not use");
+    if (!t) return not_supported("key '" + k.label + "' is on a curve kubehsm does not use");
     k.type = *t;
   } else {
-    return InvalidArgument("key '" + k.label + "' is neither RSA nor EC");
+    return not_supported("key '" + k.label + "' is neither RSA nor EC");
   }
   if (priv != CK_INVALID_HANDLE) {
-    k.sensitive = get_bool(priv, CKA_SENSITIVE);
-    k.always_sensitive = get_bool(priv, CKA_ALWAYS_SENSITIVE);
-    k.extractable = get_bool(priv, CKA_EXTRACTABLE);
-    k.never_extractable = get_bool(priv, CKA_NEVER_EXTRACTABLE);
-    k.local = get_bool(priv, CKA_LOCAL);
-    k.can_sign = get_bool(priv, CKA_SIGN);
+    KH_ASSIGN_OR_RETURN(k.sensitive, get_bool(priv, CKA_SENSITIVE));
+    KH_ASSIGN_OR_RETURN(k.always_sensitive, get_bool(priv, CKA_ALWAYS_SENSITIVE));
+    KH_ASSIGN_OR_RETURN(k.extractable, get_bool(priv, CKA_EXTRACTABLE));
+    KH_ASSIGN_OR_RETURN(k.never_extractable, get_bool(priv, CKA_NEVER_EXTRACTABLE));
+    KH_ASSIGN_OR_RETURN(k.local, get_bool(priv, CKA_LOCAL));
+    KH_ASSIGN_OR_RETURN(k.can_sign, get_bool(priv, CKA_SIGN));
   }
   return k;
 }
 
+// Every error of the token fails the listing: a key that is missing from the result because a
+// read failed would look like a key that is not there (a shorter JWKS, an empty `keys list`).
+// Only keys kubehsm does not support (another key type, size or curve) are skipped.
 Result<std::vector<KeyInfo>> Token::ListKeysLocked(CK_SESSION_HANDLE s) {
   CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY, pub_class = CKO_PUBLIC_KEY;
   KH_ASSIGN_OR_RETURN(auto privs,
@@ -422,37 +431,47 @@ Result<std::vector<KeyInfo>> Token::ListKeysLocked(CK_SESSION_HANDLE s) {
   KH_ASSIGN_OR_RETURN(auto pubs,
                       FindObjects(s, {Attr(CKA_CLASS, &pub_class, sizeof(pub_class)), Bool(CKA_TOKEN, true)}));
   CK_FUNCTION_LIST* f = module_.fn();
-  auto read_id_label = [&](CK_OBJECT_HANDLE h) {
+  auto read_id_label = [&](CK_OBJECT_HANDLE h) -> Result<std::pair<std::string, std::string>> {
     std::pair<std::string, std::string> out;
     CK_ATTRIBUTE a[2] = {{CKA_ID, nullptr, 0}, {CKA_LABEL, nullptr, 0}};
-    if (f->C_GetAttributeValue(s, h, a, 2) != CKR_OK) return out;
+    CK_RV rv = f->C_GetAttributeValue(s, h, a, 2);
+    if (rv != CKR_OK) return RvStatus(rv, "C_GetAttributeValue (id, label) on token '" + info_.label + "'");
     out.first.resize(a[0].ulValueLen == CK_UNAVAILABLE_INFORMATION ? 0 : a[0].ulValueLen);
     out.second.resize(a[1].ulValueLen == CK_UNAVAILABLE_INFORMATION ? 0 : a[1].ulValueLen);
     a[0].pValue = out.first.data();
     a[1].pValue = out.second.data();
     a[0].ulValueLen = out.first.size();
     a[1].ulValueLen = out.second.size();
-    f->C_GetAttributeValue(s, h, a, 2);
+    rv = f->C_GetAttributeValue(s, h, a, 2);
+    if (rv != CKR_OK) return RvStatus(rv, "C_GetAttributeValue (id, label) on token '" + info_.label + "'");
     return out;
+  };
+  auto describe = [&](CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub, std::vector<KeyInfo>& out) -> Status {
+    std::string unsupported;
+    auto info = Describe(s, priv, pub, &unsupported);
+    if (info.ok()) {
+      out.push_back(std::move(*info));
+      return OkStatus();
+    }
+    return unsupported.empty() ? info.status() : OkStatus();
   };
   // Pair halves by (CKA_ID, CKA_LABEL).
   std::map<std::pair<std::string, std::string>, CK_OBJECT_HANDLE> pub_by_key;
-  for (CK_OBJECT_HANDLE h : pubs) pub_by_key.emplace(read_id_label(h), h);
+  for (CK_OBJECT_HANDLE h : pubs) {
+    KH_ASSIGN_OR_RETURN(auto key, read_id_label(h));
+    pub_by_key.emplace(std::move(key), h);
+  }
   std::vector<KeyInfo> out;
   for (CK_OBJECT_HANDLE h : privs) {
-    auto key = read_id_label(h);
+    KH_ASSIGN_OR_RETURN(auto key, read_id_label(h));
     CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE;
     if (auto it = pub_by_key.find(key); it != pub_by_key.end()) {
       pub = it->second;
       pub_by_key.erase(it);
     }
-    auto info = Describe(s, h, pub);
-    if (info.ok()) out.push_back(std::move(*info));
+    KH_RETURN_IF_ERROR(describe(h, pub, out));
   }
-  for (const auto& [key, h] : pub_by_key) {
-    auto info = Describe(s, CK_INVALID_HANDLE, h);
-    if (info.ok()) out.push_back(std::move(*info));
-  }
+  for (const auto& [key, h] : pub_by_key) KH_RETURN_IF_ERROR(describe(CK_INVALID_HANDLE, h, out));
   std::sort(out.begin(), out.end(), [](const KeyInfo& a, const KeyInfo& b) { return a.label < b.label; });
   return out;
 }

@@ -115,7 +115,8 @@ class Token final {
   Result<KeyInfo> ImportPublicKey(const std::string& label, const std::string& spki_der);
 
   // Lists private keys (with their public halves, matched by CKA_ID) and public-only keys,
-  // ordered by label. Keys of unsupported types are skipped.
+  // ordered by label. Keys of unsupported types are skipped; any token error (e.g. CKR_DEVICE_ERROR
+  // from C_FindObjects or C_GetAttributeValue) fails the whole listing, never a shorter list.
   Result<std::vector<KeyInfo>> ListKeys();
 
   // Finds the key selected by `uri`'s object (label), id and type attributes. kNotFound when
@@ -169,7 +170,11 @@ class Token final {
   Result<PooledSession> Acquire();
   void Release(CK_SESSION_HANDLE s, bool healthy);
   Result<std::vector<CK_OBJECT_HANDLE>> FindObjects(CK_SESSION_HANDLE s, const std::vector<CK_ATTRIBUTE>& tmpl);
-  Result<KeyInfo> Describe(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub);
+  // Reads `priv`/`pub`'s attributes. A key kubehsm does not support (type, size, curve) is
+  // kInvalidArgument with its reason also stored in `*unsupported` (when given); any token error is
+  // returned as such.
+  Result<KeyInfo> Describe(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub,
+                           std::string* unsupported = nullptr);
   Result<std::vector<KeyInfo>> ListKeysLocked(CK_SESSION_HANDLE s);
   // kInvalidArgument for a bad label, kAlreadyExists when any token object carries it.
   Status CheckLabelFreeLocked(CK_SESSION_HANDLE s, const std::string& label);

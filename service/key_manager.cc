@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <utility>
 
-#include <nlohmann/json.hpp>
-
-#include "common/base64.h"
+#include "service/claims_check.h"
 #include "signer/jwt/jws.h"
 #include "signer/jwt/kid.h"
 #include "signer/jwt/sa_keys.h"
@@ -33,20 +31,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The claims check kube-apiserver's contract implies: unpadded base64url of a JSON object, used
-// verbatim (spec §1.4). Done before a token session is taken, so every later failure is the
-// token's.
-Status ValidateClaims(std::string_view claims_b64url) {
-  if (claims_b64url.empty()) return InvalidArgument("claims are empty");
-  auto decoded = Base64UrlDecode(claims_b64url);
-  if (!decoded.ok()) return InvalidArgument("claims are not unpadded base64url: " + decoded.status().message());
-  const auto json = nlohmann::json::parse(*decoded, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded() || !json.is_object()) {
-    return InvalidArgument("claims do not decode to a JSON object (encoded twice?)");
-  }
-  return OkStatus();
-}
-
 }  // namespace
 
 KeyManager::KeyManager(Private, BackendFactory factory, KeyManagerOptions options, Logger& logger, Metrics& metrics)
@@ -69,7 +53,7 @@ Result<std::unique_ptr<KeyManager>> KeyManager::Start(BackendFactory factory, Ke
                                      [&](const PublishedKeySet::Key& k) { return k.kid == kid; });
     if (!present) logger.Log(LogLevel::kWarn, "exclude_unknown_kid", {{"kid", kid}});
   }
-  m->Install(backend, std::move(snap), /*recovering=*/true);
+  (void)m->Install(backend, std::move(snap), /*recovering=*/true);  // first install: nothing to keep
   m->thread_ = std::thread([p = m.get()] { p->Run(); });
   return m;
 }
@@ -87,7 +71,7 @@ KeyManager::~KeyManager() {
 }
 
 Result<KeyManager::Snapshot> KeyManager::Load(const std::shared_ptr<SignerBackend>& backend) {
-  KH_ASSIGN_OR_RETURN(std::vector<jwt::SaKeyInfo> listed, jwt::ListSaKeys(backend->store()));
+  KH_ASSIGN_OR_RETURN(std::vector<jwt::SaKeyInfo> listed, jwt::ListPublishedSaKeys(backend->store()));
   Snapshot snap;
   std::vector<std::string> labels;
   for (const auto& k : listed) {
@@ -135,32 +119,47 @@ Result<KeyManager::Snapshot> KeyManager::Load(const std::shared_ptr<SignerBacken
   return snap;
 }
 
-void KeyManager::Install(const std::shared_ptr<SignerBackend>& backend, Snapshot snap, bool recovering) {
+bool KeyManager::Install(const std::shared_ptr<SignerBackend>& backend, Snapshot snap, bool recovering) {
   std::shared_ptr<const LoadedKey> previous;  // released outside the lock
   bool changed = false;
+  bool ignored = false;
   std::shared_ptr<const PublishedKeySet> keys;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (recovering) {
-      backend_ = backend;
-      down_ = false;
-    } else if (backend_ != backend) {
-      return;  // the backend went down while we were reading it
+    if (!recovering && backend_ != backend) return false;  // the backend went down while we read it
+    if (keys_ && !keys_->keys.empty() && snap.published.empty()) {
+      // A token that suddenly lists no key at all is a token that errs (a signer always has one),
+      // not a reason to tell kube-apiserver that every token it issued is unverifiable: nothing
+      // changes (published set, signing key, label fingerprint), and the next poll reads again.
+      ignored = true;
+      keys = keys_;
+    } else {
+      if (recovering) {
+        backend_ = backend;
+        down_ = false;
+      }
+      changed = !keys_ || keys_->keys != snap.published;
+      if (changed) {
+        auto set = std::make_shared<PublishedKeySet>();
+        set->keys = std::move(snap.published);
+        const auto now = std::chrono::system_clock::now().time_since_epoch();
+        const auto secs = std::chrono::duration_cast<std::chrono::seconds>(now);
+        set->data_timestamp_seconds = secs.count();
+        set->data_timestamp_nanos =
+            static_cast<int32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - secs).count());
+        keys_ = std::move(set);
+      }
+      keys = keys_;
+      previous = std::exchange(active_, snap.active);
+      active_error_ = snap.active ? OkStatus() : snap.active_error;
+      fingerprint_ = std::move(snap.fingerprint);
     }
-    changed = !keys_ || keys_->keys != snap.published;
-    if (changed) {
-      auto set = std::make_shared<PublishedKeySet>();
-      set->keys = std::move(snap.published);
-      const auto now = std::chrono::system_clock::now().time_since_epoch();
-      const auto secs = std::chrono::duration_cast<std::chrono::seconds>(now);
-      set->data_timestamp_seconds = secs.count();
-      set->data_timestamp_nanos = static_cast<int32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - secs).count());
-      keys_ = std::move(set);
-    }
-    keys = keys_;
-    previous = std::exchange(active_, snap.active);
-    active_error_ = snap.active ? OkStatus() : snap.active_error;
-    fingerprint_ = std::move(snap.fingerprint);
+  }
+  if (ignored) {
+    logger_.Log(LogLevel::kError, "empty_key_set_ignored",
+                {{"published", std::to_string(keys->keys.size())},
+                 {"detail", "the token listed no service-account key; the last good set stays published"}});
+    return false;
   }
   metrics_.RecordKeyReload();
   metrics_.SetPublishedKeys(keys->keys.size(), keys->data_timestamp_seconds);
@@ -179,6 +178,7 @@ void KeyManager::Install(const std::shared_ptr<SignerBackend>& backend, Snapshot
     metrics_.SetBackendUp(true);
     NotifyState(true);
   }
+  return true;
 }
 
 void KeyManager::MarkDown(const std::shared_ptr<SignerBackend>& backend, const Status& reason) {
@@ -211,7 +211,9 @@ void KeyManager::HandleBackendError(const std::shared_ptr<SignerBackend>& backen
 }
 
 Result<SignResult> KeyManager::Sign(std::string_view claims_b64url) {
-  KH_RETURN_IF_ERROR(ValidateClaims(claims_b64url));
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  KH_RETURN_IF_ERROR(CheckSignClaims(claims_b64url, now, options_.max_token_expiration_seconds));
   std::shared_ptr<const LoadedKey> key;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -288,7 +290,7 @@ void KeyManager::Poll(bool force) {
   if (!backend) return;
   if (!force) {
     // The cheap check: one listing of the SA key labels; the keys are loaded only on a change.
-    auto listed = jwt::ListSaKeys(backend->store());
+    auto listed = jwt::ListPublishedSaKeys(backend->store());
     if (!listed.ok()) {
       HandleBackendError(backend, listed.status(), "listing keys");
       return;
@@ -308,7 +310,7 @@ void KeyManager::Poll(bool force) {
     HandleBackendError(backend, snap.status(), "loading keys");
     return;
   }
-  Install(backend, std::move(snap).value(), /*recovering=*/false);
+  (void)Install(backend, std::move(snap).value(), /*recovering=*/false);  // logs when it keeps the old set
 }
 
 bool KeyManager::TryRecover() {
@@ -356,9 +358,9 @@ bool KeyManager::TryRecover() {
                                                            {"retry_in_ms", std::to_string(backoff.count())}});
     return false;
   }
+  if (!Install(backend, std::move(snap).value(), /*recovering=*/true)) return false;  // retried with backoff
   metrics_.RecordBackendRecovery();
   logger_.Log(LogLevel::kInfo, "backend_recovered", {});
-  Install(backend, std::move(snap).value(), /*recovering=*/true);
   return true;
 }
 

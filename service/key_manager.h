@@ -47,6 +47,8 @@ struct KeyManagerOptions {
   std::chrono::milliseconds backoff_max{std::chrono::seconds(5)};
   // Signing failures in a row (with a healthy token) before the backend is re-opened anyway.
   int failures_before_reopen = 3;
+  // The longest token lifetime (exp - iat) Sign accepts: Metadata's max_token_expiration_seconds.
+  int64_t max_token_expiration_seconds = 86400;
 };
 
 // What FetchKeys returns; immutable once published.
@@ -84,13 +86,17 @@ class KeyManager final {
   // Stops the maintenance thread, then releases the key and the backend (in that order).
   ~KeyManager();
 
-  // Signs base64url claims verbatim with the active key. kInvalidArgument for claims that are not
-  // unpadded base64url of a JSON object; kUnavailable while the token is down (at once, without
+  // Signs base64url claims verbatim with the active key, after CheckSignClaims (claims_check.h)
+  // with options.max_token_expiration_seconds: kInvalidArgument for claims kube-apiserver would
+  // never send (not base64url JSON, too large or deep, duplicate members, missing registered
+  // claims, a lifetime over the maximum); kUnavailable while the token is down (at once, without
   // touching the token) or when signing failed; kFailedPrecondition when the token holds no usable
   // active key.
   Result<SignResult> Sign(std::string_view claims_b64url);
 
-  // The published key set (never null; survives a backend outage unchanged).
+  // The published key set (never null; survives a backend outage unchanged). A read of the token
+  // that fails, or that lists no key at all, never replaces it: the last good set stays published
+  // and the poll retries.
   std::shared_ptr<const PublishedKeySet> Keys() const;
 
   // Re-reads the keys from the token now (SIGHUP), even if the labels look unchanged.
@@ -112,7 +118,9 @@ class KeyManager final {
  private:
   Result<Snapshot> Load(const std::shared_ptr<SignerBackend>& backend);
   // Installs `snap` if `backend` is still current (or, with `recovering`, makes it current).
-  void Install(const std::shared_ptr<SignerBackend>& backend, Snapshot snap, bool recovering);
+  // Returns false, changing nothing, when `backend` is no longer current or `snap` lists no key
+  // while keys are published (a token error, never a reason to publish an empty set).
+  bool Install(const std::shared_ptr<SignerBackend>& backend, Snapshot snap, bool recovering);
   void MarkDown(const std::shared_ptr<SignerBackend>& backend, const Status& reason);
   // After a failed read: checks the token's health and marks it down if it is gone.
   void HandleBackendError(const std::shared_ptr<SignerBackend>& backend, const Status& error, std::string_view what);

@@ -29,9 +29,13 @@ void Metrics::RecordRequest(const std::string& api, const std::string& method, c
   }
 }
 
-void Metrics::RecordConnection(bool allowed) {
+void Metrics::RecordConnection(ConnectionResult result) {
   std::lock_guard<std::mutex> lock(mu_);
-  ++(allowed ? connections_allowed_ : connections_denied_);
+  switch (result) {
+    case ConnectionResult::kAllowed: ++connections_allowed_; break;
+    case ConnectionResult::kDenied: ++connections_denied_; break;
+    case ConnectionResult::kOverLimit: ++connections_over_limit_; break;
+  }
 }
 
 void Metrics::RecordKeyReload() {
@@ -82,10 +86,11 @@ std::string Metrics::RenderPrometheus() const {
       << "kubehsm_serve_request_duration_seconds_sum{method=\"" << method << "\"} " << Num(h.sum) << "\n"
       << "kubehsm_serve_request_duration_seconds_count{method=\"" << method << "\"} " << h.count << "\n";
   }
-  o << "# HELP kubehsm_serve_connections_total Connections accepted on the signer socket, by peer-credential check.\n"
+  o << "# HELP kubehsm_serve_connections_total Connections accepted on the signer socket: handed to gRPC (allowed), closed for the peer credentials (denied) or over a connection cap (over_limit).\n"
        "# TYPE kubehsm_serve_connections_total counter\n"
     << "kubehsm_serve_connections_total{result=\"allowed\"} " << connections_allowed_ << "\n"
     << "kubehsm_serve_connections_total{result=\"denied\"} " << connections_denied_ << "\n"
+    << "kubehsm_serve_connections_total{result=\"over_limit\"} " << connections_over_limit_ << "\n"
     << "# HELP kubehsm_serve_key_reloads_total Times the service-account key set was (re)loaded from the token.\n"
        "# TYPE kubehsm_serve_key_reloads_total counter\n"
     << "kubehsm_serve_key_reloads_total " << key_reloads_ << "\n"

@@ -21,7 +21,10 @@ class Metrics final {
   // gRPC code name ("OK", "UNAVAILABLE", ...), `seconds` its handler latency.
   void RecordRequest(const std::string& api, const std::string& method, const std::string& code, double seconds);
   // One accepted connection, allowed or refused by the peer-credential policy.
-  void RecordConnection(bool allowed);
+  // What the acceptor did with a connection: handed to gRPC, closed for its peer credentials, or
+  // closed because the peer's uid (or everyone) already holds the maximum.
+  enum class ConnectionResult { kAllowed, kDenied, kOverLimit };
+  void RecordConnection(ConnectionResult result);
   void RecordKeyReload();
   void RecordBackendDown();
   void RecordBackendRecovery();
@@ -47,6 +50,7 @@ class Metrics final {
   std::map<std::string, Histogram> latency_;                                        // method
   uint64_t connections_allowed_ = 0;
   uint64_t connections_denied_ = 0;
+  uint64_t connections_over_limit_ = 0;
   uint64_t key_reloads_ = 0;
   uint64_t backend_down_ = 0;
   uint64_t backend_recoveries_ = 0;

@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -187,38 +189,6 @@ class SignerService final : public Api::Service {
   ServiceDeps& deps_;
 };
 
-// What a peer refused by the SO_PEERCRED policy reaches: every method is PERMISSION_DENIED.
-template <typename Api>
-class DeniedService final : public Api::Service {
- public:
-  explicit DeniedService(ServiceDeps& deps) : deps_(deps) {}
-
-  grpc::Status Sign(grpc::ServerContext* ctx, const typename Api::SignJWTRequest*,
-                    typename Api::SignJWTResponse*) override {
-    return Deny(ctx, "Sign");
-  }
-  grpc::Status FetchKeys(grpc::ServerContext* ctx, const typename Api::FetchKeysRequest*,
-                         typename Api::FetchKeysResponse*) override {
-    return Deny(ctx, "FetchKeys");
-  }
-  grpc::Status Metadata(grpc::ServerContext* ctx, const typename Api::MetadataRequest*,
-                        typename Api::MetadataResponse*) override {
-    return Deny(ctx, "Metadata");
-  }
-
- private:
-  grpc::Status Deny(grpc::ServerContext* ctx, const char* method) {
-    deps_.metrics.RecordRequest(Api::kName, method, "PERMISSION_DENIED", 0);
-    // peer() is "fd:N", the descriptor the acceptor's audit line names.
-    deps_.logger.Log(LogLevel::kWarn, "audit_call_denied",
-                     {{"api", Api::kName}, {"method", method}, {"peer", ctx->peer()}});
-    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                        "this peer's uid/gid is not allowed to use the kubehsm signer");
-  }
-
-  ServiceDeps& deps_;
-};
-
 // --- signals: a signalfd owned by the server, no global handler state --------------------------
 
 class SignalFd final {
@@ -279,13 +249,87 @@ class Waker final {
   UniqueFd fd_;
 };
 
-// Accepts on the signer socket, checks SO_PEERCRED, audits, hands connections to gRPC.
+// At most `burst` log lines at once, refilled at `per_second`; counts the lines it refuses, so a
+// flood of connections cannot turn the log into the bottleneck (or fill the disk) while every
+// connection is still counted in the metrics and summarised in the log.
+class LogBudget final {
+ public:
+  LogBudget(double per_second, double burst) : per_second_(per_second), burst_(burst), tokens_(burst) {}
+
+  // True when a line may be written now; otherwise counts it as suppressed.
+  bool Take(Clock::time_point now) {
+    Refill(now);
+    if (tokens_ >= 1) {
+      tokens_ -= 1;
+      return true;
+    }
+    ++suppressed_;
+    return false;
+  }
+  // Lines suppressed since the last call (and resets the count) when a summary line may be written.
+  uint64_t TakeSuppressed(Clock::time_point now) {
+    if (suppressed_ == 0) return 0;
+    Refill(now);
+    if (tokens_ < 1) return 0;
+    tokens_ -= 1;
+    return std::exchange(suppressed_, 0);
+  }
+
+ private:
+  void Refill(Clock::time_point now) {
+    const double elapsed = std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+    tokens_ = std::min(burst_, tokens_ + elapsed * per_second_);
+  }
+
+  const double per_second_;
+  const double burst_;
+  double tokens_;
+  uint64_t suppressed_ = 0;
+  Clock::time_point last_ = Clock::now();
+};
+
+// The connections handed to gRPC, to enforce the per-uid and total caps. gRPC owns and closes the
+// descriptors without telling us, so an entry stays only while its descriptor number still refers
+// to the same socket (device and inode: a reused number names another inode).
+class ConnectionTable final {
+ public:
+  void Add(int fd, uid_t uid) {
+    struct stat st{};
+    if (::fstat(fd, &st) == 0) entries_.push_back({fd, st.st_dev, st.st_ino, uid});
+  }
+  // Forgets the connections gRPC has closed.
+  void Prune() {
+    std::erase_if(entries_, [](const Entry& e) {
+      struct stat st{};
+      return ::fstat(e.fd, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_dev != e.dev || st.st_ino != e.ino;
+    });
+  }
+  std::size_t size() const { return entries_.size(); }
+  std::size_t CountUid(uid_t uid) const {
+    return static_cast<std::size_t>(
+        std::count_if(entries_.begin(), entries_.end(), [uid](const Entry& e) { return e.uid == uid; }));
+  }
+
+ private:
+  struct Entry {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+    uid_t uid;
+  };
+  std::vector<Entry> entries_;
+};
+
+// Accepts on the signer socket, checks SO_PEERCRED, audits, and either hands the connection to
+// gRPC or closes it at once: a refused peer, or an allowed one over --max-connections-per-uid or
+// --max-connections, never holds a descriptor of the daemon.
 class Acceptor final {
  public:
-  Acceptor(Listener& listener, PeerPolicy policy, grpc::Server& allowed, grpc::Server& denied, Metrics& metrics,
-           Logger& logger)
-      : listener_(listener), policy_(std::move(policy)), allowed_(allowed), denied_(denied), metrics_(metrics),
-        logger_(logger) {}
+  Acceptor(Listener& listener, PeerPolicy policy, std::size_t max_connections, std::size_t max_per_uid,
+           grpc::Server& server, Metrics& metrics, Logger& logger)
+      : listener_(listener), policy_(std::move(policy)), max_connections_(max_connections),
+        max_per_uid_(max_per_uid), server_(server), metrics_(metrics), logger_(logger) {}
   Acceptor(const Acceptor&) = delete;  // owns a thread
   Acceptor& operator=(const Acceptor&) = delete;
   ~Acceptor() { Stop(); }
@@ -300,39 +344,76 @@ class Acceptor final {
   void Run() {
     pollfd fds[2] = {{listener_.fd(), POLLIN, 0}, {waker_.fd(), POLLIN, 0}};
     for (;;) {
-      const int n = ::poll(fds, 2, -1);
+      const int n = ::poll(fds, 2, 1000);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 || (fds[1].revents & POLLIN) != 0) return;
-      if ((fds[0].revents & POLLIN) == 0) continue;
-      UniqueFd conn(::accept4(listener_.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-      if (!conn.valid()) {
-        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-          logger_.Log(LogLevel::kError, "accept_failed", {{"error", ErrnoText(errno)}});
-          std::this_thread::sleep_for(std::chrono::milliseconds(50));  // e.g. EMFILE: do not spin
+      LogSuppressed();
+      if (n == 0 || (fds[0].revents & POLLIN) == 0) continue;
+      // Drain the backlog: a flood is accepted and closed as fast as it arrives.
+      for (int i = 0; i < 256; ++i) {
+        UniqueFd conn(::accept4(listener_.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        if (!conn.valid()) {
+          if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+            logger_.Log(LogLevel::kError, "accept_failed", {{"error", ErrnoText(errno)}});
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));  // e.g. EMFILE: do not spin
+          }
+          break;
         }
-        continue;
+        Handle(std::move(conn));
       }
-      auto peer = GetPeerCredentials(conn.get());
-      const bool allowed = peer.ok() && policy_.Allows(*peer);
-      metrics_.RecordConnection(allowed);
-      logger_.Log(allowed ? LogLevel::kInfo : LogLevel::kWarn, "audit_connection",
-                  {{"allowed", allowed ? "true" : "false"},
+    }
+  }
+
+  void Handle(UniqueFd conn) {
+    auto peer = GetPeerCredentials(conn.get());
+    const bool allowed = peer.ok() && policy_.Allows(*peer);
+    const char* limit = nullptr;  // which cap refused an allowed peer
+    if (allowed) {
+      table_.Prune();
+      if (table_.CountUid(peer->uid) >= max_per_uid_) {
+        limit = "max_connections_per_uid";
+      } else if (table_.size() >= max_connections_) {
+        limit = "max_connections";
+      }
+    }
+    metrics_.RecordConnection(!allowed ? Metrics::ConnectionResult::kDenied
+                              : limit  ? Metrics::ConnectionResult::kOverLimit
+                                       : Metrics::ConnectionResult::kAllowed);
+    if (budget_.Take(Clock::now())) {
+      logger_.Log(allowed && limit == nullptr ? LogLevel::kInfo : LogLevel::kWarn, "audit_connection",
+                  {{"allowed", allowed && limit == nullptr ? "true" : "false"},
                    {"peer", "fd:" + std::to_string(conn.get())},
                    {"pid", peer.ok() ? std::to_string(peer->pid) : "?"},
                    {"uid", peer.ok() ? std::to_string(peer->uid) : "?"},
                    {"gid", peer.ok() ? std::to_string(peer->gid) : "?"},
+                   {"reason", !allowed ? (peer.ok() ? "peer_credentials" : "no_peer_credentials")
+                              : limit  ? limit
+                                       : ""},
                    {"error", peer.ok() ? "" : peer.status().message()}});
-      // gRPC takes ownership of the descriptor.
-      grpc::AddInsecureChannelFromFd(allowed ? &allowed_ : &denied_, conn.release());
+    }
+    if (!allowed || limit != nullptr) return;  // closed here, at once
+    table_.Add(conn.get(), peer->uid);
+    // gRPC takes ownership of the descriptor.
+    grpc::AddInsecureChannelFromFd(&server_, conn.release());
+  }
+
+  // One summary line for the audit lines the budget suppressed.
+  void LogSuppressed() {
+    if (const uint64_t n = budget_.TakeSuppressed(Clock::now()); n != 0) {
+      logger_.Log(LogLevel::kWarn, "audit_connection_suppressed",
+                  {{"count", std::to_string(n)}, {"detail", "connection audit lines over the log rate limit"}});
     }
   }
 
   Listener& listener_;
   const PeerPolicy policy_;
-  grpc::Server& allowed_;
-  grpc::Server& denied_;
+  const std::size_t max_connections_;
+  const std::size_t max_per_uid_;
+  grpc::Server& server_;
   Metrics& metrics_;
   Logger& logger_;
+  ConnectionTable table_;                       // acceptor thread only
+  LogBudget budget_{/*per_second=*/20, /*burst=*/50};  // acceptor thread only
   Waker waker_;
   std::thread thread_;
 };
@@ -422,6 +503,15 @@ std::string JoinIds(const std::vector<unsigned>& ids) {
 
 Status ValidateServeOptions(const ServeOptions& o) {
   KH_RETURN_IF_ERROR(ValidateSocketAddress(o.socket));
+  for (const std::string* address : {&o.socket, &o.metrics_socket}) {
+    if (IsAbstractSocket(*address) && !o.allow_abstract_socket_insecure) {
+      return InvalidArgument(
+          "abstract socket " + *address +
+          " refused: an abstract name has no owner, so any local process (a hostNetwork pod too) can bind it "
+          "while kubehsm is not running and impersonate the signer; use a filesystem socket such as "
+          "/run/kubehsm/signer.sock, or accept the risk with --allow-abstract-socket-insecure");
+    }
+  }
   if (IsAbstractSocket(o.socket) && o.allow_uids.empty() && o.allow_gids.empty()) {
     return InvalidArgument("an abstract socket (" + o.socket +
                            ") has no file permissions: give --allow-uid and/or --allow-gid");
@@ -440,6 +530,13 @@ Status ValidateServeOptions(const ServeOptions& o) {
   if (o.key_poll_seconds <= 0) return InvalidArgument("--key-poll-seconds must be > 0");
   if (o.sessions < 1 || o.sessions > 1024) return InvalidArgument("--sessions must be between 1 and 1024");
   if (o.shutdown_grace_seconds < 0) return InvalidArgument("--shutdown-grace-seconds must be >= 0");
+  if (o.max_connections < 1 || o.max_connections > kMaxConnectionsLimit) {
+    return InvalidArgument("--max-connections must be between 1 and " + std::to_string(kMaxConnectionsLimit));
+  }
+  if (o.max_connections_per_uid < 1 || o.max_connections_per_uid > o.max_connections) {
+    return InvalidArgument("--max-connections-per-uid must be between 1 and --max-connections (" +
+                           std::to_string(o.max_connections) + ")");
+  }
   if (!o.metrics_socket.empty()) {
     KH_RETURN_IF_ERROR(ValidateSocketAddress(o.metrics_socket).WithContext("--metrics-socket"));
     if (o.metrics_socket == o.socket) return InvalidArgument("--metrics-socket must differ from --socket");
@@ -454,8 +551,27 @@ Status ValidateServeOptions(const ServeOptions& o) {
   return OkStatus();
 }
 
+Status EnsureDescriptorBudget(std::size_t max_connections) {
+  const rlim_t need = static_cast<rlim_t>(max_connections + kReservedDescriptors);
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return Internal("getrlimit(RLIMIT_NOFILE): " + ErrnoText(errno));
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need && (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > rl.rlim_cur)) {
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? need : std::min(need, rl.rlim_max);
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) return Internal("setrlimit(RLIMIT_NOFILE): " + ErrnoText(errno));
+  }
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+    return FailedPrecondition("the open-file limit (RLIMIT_NOFILE) is " + std::to_string(rl.rlim_cur) +
+                              ", below --max-connections " + std::to_string(max_connections) + " plus " +
+                              std::to_string(kReservedDescriptors) +
+                              " descriptors for the token, gRPC and logs; raise LimitNOFILE= (ulimit -n) or lower "
+                              "--max-connections");
+  }
+  return OkStatus();
+}
+
 Status Serve(const ServeOptions& options, BackendFactory factory, Logger& logger) {
   KH_RETURN_IF_ERROR(ValidateServeOptions(options));
+  KH_RETURN_IF_ERROR(EnsureDescriptorBudget(options.max_connections));
   // Before any thread exists: every thread started below inherits the blocked mask.
   KH_ASSIGN_OR_RETURN(SignalFd signals, SignalFd::Create());
   ::signal(SIGPIPE, SIG_IGN);
@@ -474,14 +590,13 @@ Status Serve(const ServeOptions& options, BackendFactory factory, Logger& logger
   kopts.exclude_from_oidc = options.exclude_from_oidc;
   kopts.poll_interval = std::chrono::seconds(options.key_poll_seconds);
   kopts.sessions = options.sessions;
+  kopts.max_token_expiration_seconds = options.max_token_expiration_seconds;
   KH_ASSIGN_OR_RETURN(std::unique_ptr<KeyManager> keys,
                       KeyManager::Start(std::move(factory), kopts, logger, metrics));
 
   ServiceDeps deps{*keys, metrics, logger, options.max_token_expiration_seconds, options.refresh_hint_seconds};
   auto v1 = std::make_unique<SignerService<V1Api>>(deps);
   auto v1alpha1 = std::make_unique<SignerService<V1Alpha1Api>>(deps);
-  auto denied_v1 = std::make_unique<DeniedService<V1Api>>(deps);
-  auto denied_v1alpha1 = std::make_unique<DeniedService<V1Alpha1Api>>(deps);
 
   // The signing server: no listening port of its own; connections arrive from the Acceptor.
   grpc::EnableDefaultHealthCheckService(true);
@@ -497,13 +612,6 @@ Status Serve(const ServeOptions& options, BackendFactory factory, Logger& logger
   builder.RegisterService(v1alpha1.get());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) return Internal("cannot start the gRPC server");
-  // The refusing server has no health service: a refused peer learns nothing about the signer.
-  grpc::EnableDefaultHealthCheckService(false);
-  grpc::ServerBuilder denied_builder;
-  denied_builder.RegisterService(denied_v1.get());
-  denied_builder.RegisterService(denied_v1alpha1.get());
-  std::unique_ptr<grpc::Server> denied_server = denied_builder.BuildAndStart();
-  if (!denied_server) return Internal("cannot start the gRPC server for refused peers");
 
   // Health: "" is the process (always SERVING while it runs); the two API services follow the token.
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
@@ -516,7 +624,8 @@ Status Serve(const ServeOptions& options, BackendFactory factory, Logger& logger
   }
 
   PeerPolicy policy{options.allow_uids, options.allow_gids};
-  Acceptor acceptor(listener, policy, *server, *denied_server, metrics, logger);
+  Acceptor acceptor(listener, policy, options.max_connections, options.max_connections_per_uid, *server, metrics,
+                    logger);
   acceptor.Start();
   std::unique_ptr<MetricsHttpServer> metrics_server;
   if (metrics_listener) {
@@ -530,6 +639,8 @@ Status Serve(const ServeOptions& options, BackendFactory factory, Logger& logger
               {"allow_gids", JoinIds({options.allow_gids.begin(), options.allow_gids.end()})},
               {"apis", "v1,v1alpha1"},
               {"sessions", std::to_string(options.sessions)},
+              {"max_connections", std::to_string(options.max_connections)},
+              {"max_connections_per_uid", std::to_string(options.max_connections_per_uid)},
               {"max_token_expiration_seconds", std::to_string(options.max_token_expiration_seconds)},
               {"refresh_hint_seconds", std::to_string(options.refresh_hint_seconds)},
               {"metrics", !options.metrics_socket.empty() ? options.metrics_socket
@@ -557,10 +668,8 @@ Status Serve(const ServeOptions& options, BackendFactory factory, Logger& logger
   acceptor.Stop();
   listener.Close();
   const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(options.shutdown_grace_seconds);
-  denied_server->Shutdown(std::chrono::system_clock::now());
   server->Shutdown(deadline);
   server->Wait();
-  denied_server->Wait();
   if (metrics_server) metrics_server->Stop();
   keys.reset();
   logger.Log(LogLevel::kInfo, "stopped", {});

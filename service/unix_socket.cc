@@ -50,6 +50,53 @@ bool SomeoneListens(const std::string& path) {
   return ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), len) == 0;
 }
 
+std::string Uid(uid_t uid) { return "uid " + std::to_string(uid); }
+
+}  // namespace
+
+Status CheckSocketDirectory(const std::string& dir) {
+  namespace fs = std::filesystem;
+  struct stat st{};
+  if (::stat(dir.c_str(), &st) != 0) return NotFound("socket directory " + dir + ": " + ErrnoText(errno));
+  if (!S_ISDIR(st.st_mode)) return FailedPrecondition("socket directory " + dir + " is not a directory");
+  std::error_code ec;
+  const fs::path real = fs::canonical(dir, ec);
+  if (ec) return Internal("socket directory " + dir + ": " + ec.message());
+  const uid_t me = ::geteuid();
+  const std::string fix = " (use a directory like /run/kubehsm, owned by the serving user or root, mode 0750 or 0700)";
+  // The directory itself: only its owner, this user or root, may add, remove or rename entries.
+  if ((st.st_mode & S_IWOTH) != 0) {
+    return PermissionDenied("socket directory " + dir + " is world-writable; anyone could replace the socket" + fix);
+  }
+  if ((st.st_mode & S_IWGRP) != 0) {
+    return PermissionDenied("socket directory " + dir + " is group-writable; members of gid " +
+                            std::to_string(st.st_gid) + " could replace the socket" + fix);
+  }
+  if (st.st_uid != me && st.st_uid != 0) {
+    return PermissionDenied("socket directory " + dir + " is owned by " + Uid(st.st_uid) + ", not by this user (" +
+                            Uid(me) + ") or root; its owner could move the socket away and bind an impostor" + fix);
+  }
+  // Every directory above it: whoever may rename an entry there can swap the whole directory. A
+  // sticky directory (like /tmp) lets only an entry's owner rename it.
+  for (fs::path p = real.parent_path();; p = p.parent_path()) {
+    struct stat up{};
+    if (::stat(p.c_str(), &up) != 0) return Internal("stat " + p.string() + ": " + ErrnoText(errno));
+    if (up.st_uid != me && up.st_uid != 0) {
+      return PermissionDenied("directory " + p.string() + " above the socket is owned by " + Uid(up.st_uid) +
+                              ", who could replace the socket directory" + fix);
+    }
+    if ((up.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (up.st_mode & S_ISVTX) == 0) {
+      return PermissionDenied("directory " + p.string() +
+                              " above the socket is writable by others and not sticky; they could replace the "
+                              "socket directory" + fix);
+    }
+    if (p == p.root_path() || p == p.parent_path()) break;
+  }
+  return OkStatus();
+}
+
+namespace {
+
 Result<Listener> ListenAbstract(const std::string& address) {
   KH_ASSIGN_OR_RETURN(UniqueFd fd, NewUnixSocket());
   sockaddr_un addr{};
@@ -59,23 +106,14 @@ Result<Listener> ListenAbstract(const std::string& address) {
     if (err == EADDRINUSE) return AlreadyExists("abstract socket " + address + " is already in use");
     return Internal("bind " + address + ": " + ErrnoText(err));
   }
-  if (::listen(fd.get(), 128) != 0) return Internal("listen " + address + ": " + ErrnoText(errno));
+  if (::listen(fd.get(), SOMAXCONN) != 0) return Internal("listen " + address + ": " + ErrnoText(errno));
   return Listener(std::move(fd), "", 0, 0);
 }
 
 Result<Listener> ListenPath(const std::string& path, mode_t mode, std::optional<gid_t> group) {
   namespace fs = std::filesystem;
   const fs::path parent = fs::path(path).parent_path();
-  struct stat st{};
-  if (::stat(parent.c_str(), &st) != 0) {
-    return NotFound("socket directory " + parent.string() + ": " + ErrnoText(errno));
-  }
-  if (!S_ISDIR(st.st_mode)) return FailedPrecondition("socket directory " + parent.string() + " is not a directory");
-  if ((st.st_mode & S_IWOTH) != 0) {
-    return PermissionDenied("socket directory " + parent.string() +
-                            " is world-writable; anyone could replace the socket (use a directory like "
-                            "/run/kubehsm with mode 0750 or 0700)");
-  }
+  KH_RETURN_IF_ERROR(CheckSocketDirectory(parent.string()));
   struct stat existing{};
   if (::lstat(path.c_str(), &existing) == 0) {
     if (!S_ISSOCK(existing.st_mode)) return FailedPrecondition(path + " exists and is not a socket");
@@ -108,7 +146,7 @@ Result<Listener> ListenPath(const std::string& path, mode_t mode, std::optional<
   if (group && ::chown(tmp_path.c_str(), static_cast<uid_t>(-1), *group) != 0) {
     return PermissionDenied("chgrp " + std::to_string(*group) + " of the socket: " + ErrnoText(errno));
   }
-  if (::listen(fd.get(), 128) != 0) return Internal("listen " + path + ": " + ErrnoText(errno));
+  if (::listen(fd.get(), SOMAXCONN) != 0) return Internal("listen " + path + ": " + ErrnoText(errno));
   if (::rename(tmp_path.c_str(), path.c_str()) != 0) {
     return Internal("rename the socket to " + path + ": " + ErrnoText(errno));
   }

@@ -4,9 +4,11 @@
 // or `@name` in the Linux abstract namespace (spec §2.1). kube-apiserver does no authentication of
 // its own (spec §6.7), so whoever can connect can mint tokens:
 //   - a filesystem socket is created with mode 0600 (0660 with a group) under a private temporary
-//     name and renamed into place, so it is never reachable with looser permissions; its parent
-//     directory must not be world-writable;
-//   - an abstract socket has no permissions at all, so it requires an SO_PEERCRED allowlist.
+//     name and renamed into place, so it is never reachable with looser permissions; its directory
+//     must be owned by the serving user or root and writable by nobody else, and no directory
+//     above it may let another user rename it (CheckSocketDirectory);
+//   - an abstract socket has no permissions and no owner: it requires an SO_PEERCRED allowlist,
+//     and the caller (ValidateServeOptions) an explicit opt-in, because anyone can squat the name.
 #pragma once
 
 #include <sys/types.h>
@@ -52,8 +54,14 @@ inline bool IsAbstractSocket(const std::string& address) { return !address.empty
 // sockaddr_un, with no spaces or NUL (kube-apiserver's own validation, spec §2.1).
 Status ValidateSocketAddress(const std::string& address);
 
+// Checks that directory `dir` may hold the signer socket: it exists and is a directory (kNotFound,
+// kFailedPrecondition), is owned by the effective uid or root and is writable by neither group nor
+// others, and every directory above it is owned by the effective uid or root and, when writable by
+// group or others, sticky (kPermissionDenied naming the directory and its owner otherwise).
+Status CheckSocketDirectory(const std::string& dir);
+
 // Creates a listening Unix socket at `address` (path or "@name"). For a path: the parent directory
-// must exist and not be world-writable (kPermissionDenied); an existing socket nobody listens on is
+// must pass CheckSocketDirectory; an existing socket nobody listens on is
 // replaced, a live one is kAlreadyExists, any other file kFailedPrecondition. The socket gets
 // `mode` and, when given, group `group`. Non-blocking, close-on-exec.
 Result<Listener> ListenUnix(const std::string& address, mode_t mode, std::optional<gid_t> group);

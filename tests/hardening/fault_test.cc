@@ -383,5 +383,49 @@ TEST_F(FaultTest, WorldWritableOutputDirectoryIsRefused) {
   ExpectConsistent(Node());
 }
 
+// --- listing keys (issue #13 item 8) -----------------------------------------------------------------
+
+// A device error while the keys are listed fails the listing commands with exit 2 and the error; it
+// never reads as "no keys" (before: an empty table or JWKS and exit 0, because every key whose
+// attributes could not be read was dropped).
+TEST_F(FaultTest, DeviceErrorWhileListingKeysFailsKeysListSaListAndSaJwks) {
+  ChildRun rotate = Kubehsm({"sa", "rotate", "--type", "ecdsa-p256"});
+  ASSERT_EQ(rotate.exit_code, 0) << rotate.err;
+  ChildRun gen = Kubehsm({"keys", "generate", "--label", "ca", "--type", "ecdsa-p256"});
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  const std::vector<std::vector<std::string>> commands = {{"keys", "list"}, {"keys", "list", "-o", "json"},
+                                                          {"sa", "list"}, {"sa", "jwks"}};
+  for (const std::string fault : {"C_GetAttributeValue=CKR_DEVICE_ERROR\n", "C_FindObjects=CKR_DEVICE_ERROR\n",
+                                  "C_FindObjectsInit=CKR_DEVICE_ERROR\n"}) {
+    for (const auto& command : commands) {
+      SCOPED_TRACE(fault + command[0] + " " + command[1]);
+      ChildRun r = KubehsmWithFaults(fault, command);
+      ExpectOneErrorLine(r, "CKR_DEVICE_ERROR");
+      EXPECT_EQ(r.out, "") << "printed a listing despite the error";
+    }
+  }
+  // Without the fault, through the same shim, both keys are listed.
+  ChildRun ok = KubehsmWithFaults("", {"keys", "list", "-o", "json"});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  auto j = nlohmann::json::parse(ok.out, nullptr, false);
+  ASSERT_TRUE(j.is_array()) << ok.out;
+  EXPECT_EQ(j.size(), 2u) << ok.out;
+}
+
+// The one thing a listing skips: a key kubehsm does not support (here RSA-1024, made with
+// pkcs11-tool). The other keys are listed and the command succeeds.
+TEST_F(FaultTest, ListingSkipsOnlyKeysKubehsmDoesNotSupport) {
+  ChildRun gen = Kubehsm({"keys", "generate", "--label", "ca", "--type", "ecdsa-p256"});
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  auto tool = RunProcess({"pkcs11-tool", "--module", token_.module_path(), "--token-label", token_.label(), "--login",
+                          "--pin", token_.user_pin(), "--keypairgen", "--key-type", "rsa:1024", "--label", "weak-1024"},
+                         env_);
+  ASSERT_EQ(tool.exit_code, 0) << tool.out << tool.err;
+  ChildRun list = Kubehsm({"keys", "list", "-o", "json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find("\"ca\""), std::string::npos) << list.out;
+  EXPECT_EQ(list.out.find("weak-1024"), std::string::npos) << list.out;
+}
+
 }  // namespace
 }  // namespace kubehsm::hardening

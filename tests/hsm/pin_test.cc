@@ -1,7 +1,10 @@
 #include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <string>
 #include <utility>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -45,6 +48,22 @@ TEST(ReadPinTest, ReadsFromEnvironment) {
   EXPECT_EQ(PinText(*pin), "env-pin");
   ::unsetenv("KUBEHSM_TEST_PIN");
   EXPECT_EQ(ReadPin(*PinSource::Parse("env:KUBEHSM_TEST_PIN")).status().code(), StatusCode::kNotFound);
+}
+
+// Issue #14: an env: PIN is read once and then gone (no child process or library can find it), and
+// reading any PIN makes the process non-dumpable with no core file.
+TEST(ReadPinTest, EnvironmentPinIsRemovedOnceReadAndTheProcessIsNotDumpable) {
+  ::setenv("KUBEHSM_TEST_PIN_ONCE", "once-pin", 1);
+  auto pin = ReadPin(*PinSource::Parse("env:KUBEHSM_TEST_PIN_ONCE"));
+  ASSERT_TRUE(pin.ok());
+  EXPECT_EQ(PinText(*pin), "once-pin");
+  EXPECT_EQ(std::getenv("KUBEHSM_TEST_PIN_ONCE"), nullptr);
+  EXPECT_EQ(ReadPin(*PinSource::Parse("env:KUBEHSM_TEST_PIN_ONCE")).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
+  rlimit core{};
+  ASSERT_EQ(::getrlimit(RLIMIT_CORE, &core), 0);
+  EXPECT_EQ(core.rlim_cur, 0u);
+  EXPECT_EQ(core.rlim_max, 0u);
 }
 
 TEST(ReadPinTest, ReadsFromFileStrippingOneNewline) {

@@ -60,6 +60,47 @@ std::string ScrapeMetrics(const fs::path& socket) {
   return out;
 }
 
+// Open descriptors of process `pid` (-1 if it cannot be read).
+int CountFds(pid_t pid) {
+  std::error_code ec;
+  int n = 0;
+  for (fs::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end; !ec && it != end; it.increment(ec)) ++n;
+  return ec ? -1 : n;
+}
+
+// tests/service/hold_connections.py: COUNT connections held HOLD seconds, as `as_nobody` or root.
+ProcessResult HoldConnections(const std::string& socket, int count, double hold_seconds, bool as_nobody) {
+  std::vector<std::string> argv = {"/usr/bin/python3", (SourceDir() / "tests/service/hold_connections.py").string(),
+                                   socket, std::to_string(count), std::to_string(hold_seconds)};
+  if (as_nobody) argv.insert(argv.begin(), {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"});
+  return RunProcess(argv);
+}
+
+// "key=N" from hold_connections.py's report line; -1 when absent.
+int ReportValue(const std::string& report, const std::string& key) {
+  const auto pos = report.find(key + "=");
+  if (pos == std::string::npos) return -1;
+  return std::atoi(report.c_str() + pos + key.size() + 1);
+}
+
+// Base64url of a JSON text (claims as a hand-written string, e.g. with a duplicate member).
+std::string B64(const std::string& json) { return Base64UrlEncode(json); }
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Bound-token claims as kube-apiserver sends them, with `iat`, `exp` and extra members spliced in.
+std::string ClaimsJson(int64_t iat, int64_t exp, const std::string& extra_k8s = "", const std::string& extra = "") {
+  const std::string t = std::to_string(iat);
+  return R"({"aud":["https://kubernetes.default.svc.cluster.local"],"exp":)" + std::to_string(exp) + R"(,"iat":)" +
+         t + R"(,"iss":"https://kubernetes.default.svc.cluster.local","jti":"2b7d4bd0-7b8e-4c5a-9f3e-0e1d2c3b4a59",)" +
+         R"("kubernetes.io":{"namespace":"default",)" + extra_k8s +
+         R"("pod":{"name":"web-0","uid":"0b6f5a2e-1d1c-4f0e-9a57-3c2d1e0f9a8b"},)" +
+         R"("serviceaccount":{"name":"default","uid":"6a1f7c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b"}},"nbf":)" + t + extra +
+         R"(,"sub":"system:serviceaccount:default:default"})";
+}
+
 class ServeTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -74,6 +115,12 @@ class ServeTest : public ::testing::Test {
 
   ProcessResult Kubehsm(std::vector<std::string> args) {
     args.insert(args.begin(), KubehsmBinary().string());
+    return RunProcess(args, env_);
+  }
+
+  // For a `serve` that must refuse to start: killed after 30 s (exit 124) if it serves instead.
+  ProcessResult KubehsmMustExit(std::vector<std::string> args) {
+    args.insert(args.begin(), {"timeout", "30", KubehsmBinary().string()});
     return RunProcess(args, env_);
   }
 
@@ -236,13 +283,71 @@ TEST_F(ServeTest, WorldWritableSocketDirectoryRefusesToStart) {
 
 TEST_F(ServeTest, AbstractSocketWithoutAllowlistRefusesToStart) {
   CreateActiveKey("ecdsa-p256");
-  ProcessResult r = Kubehsm({"serve", "--socket", "@kubehsm-e2e-" + std::to_string(::getpid())});
+  ProcessResult r = Kubehsm(
+      {"serve", "--socket", "@kubehsm-e2e-" + std::to_string(::getpid()), "--allow-abstract-socket-insecure"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("--allow-uid"), std::string::npos) << r.err;
 }
 
+// Issue #14 item 3: any local user can bind an abstract name while kubehsm is down (boot, restart,
+// crash) and kube-apiserver then fetches the impostor's keys. @name needs an opt-in naming the risk.
+TEST_F(ServeTest, AbstractSocketIsRefusedWithoutTheInsecureOptIn) {
+  CreateActiveKey("ecdsa-p256");
+  const std::string name = "@kubehsm-e2e-squat-" + std::to_string(::getpid());
+  ProcessResult r = KubehsmMustExit({"serve", "--socket", name, "--allow-uid", "0"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(r.err.starts_with("kubehsm: ")) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("impersonate the signer"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--allow-abstract-socket-insecure"), std::string::npos) << r.err;
+  // The metrics socket too.
+  r = KubehsmMustExit({"serve", "--socket", socket_, "--metrics-socket", name + "-metrics"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("--allow-abstract-socket-insecure"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(socket_));
+  // With the opt-in it serves (the allowlist still applies, see AbstractSocketRefusesPeersNotOnTheAllowlist).
+  auto serve = StartServe({"--allow-uid", "0", "--allow-abstract-socket-insecure"}, name);
+  EXPECT_EQ(SignerClient(name, "v1").Metadata().code, grpc::StatusCode::OK);
+}
+
+// Issue #14 item 9: the owner of the socket directory (or of a directory above it) could move the
+// socket away and bind an impostor at the same path.
+TEST_F(ServeTest, SocketDirectoryOwnedByAnotherUserOrWritableByOthersRefusesToStart) {
+  CreateActiveKey("ecdsa-p256");
+  struct Case {
+    std::string name;
+    int mode;
+    bool other_owner;
+    std::string want;
+  };
+  for (const Case& c : {Case{"owned-by-nobody", 0755, true, "is owned by uid 65534"},
+                        Case{"group-writable", 0770, false, "is group-writable"},
+                        Case{"world-writable-sticky", 01777, false, "world-writable"}}) {
+    SCOPED_TRACE(c.name);
+    const fs::path dir = tmp_.path() / c.name;
+    fs::create_directories(dir);
+    fs::permissions(dir, static_cast<fs::perms>(c.mode));
+    if (c.other_owner) ASSERT_EQ(::chown(dir.c_str(), kNobody, kNobody), 0);
+    ProcessResult r = KubehsmMustExit({"serve", "--socket", (dir / "signer.sock").string()});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_TRUE(r.err.starts_with("kubehsm: error: ")) << r.err;
+    EXPECT_NE(r.err.find(c.want), std::string::npos) << r.err;
+    EXPECT_TRUE(fs::is_empty(dir)) << "something was created in " << dir;
+  }
+  // A safe directory under one owned by another user: that user could rename it.
+  const fs::path theirs = tmp_.path() / "theirs";
+  fs::create_directories(theirs / "run");
+  fs::permissions(theirs, static_cast<fs::perms>(0755));
+  fs::permissions(theirs / "run", static_cast<fs::perms>(0750));
+  ASSERT_EQ(::chown(theirs.c_str(), kNobody, kNobody), 0);
+  ProcessResult r = KubehsmMustExit({"serve", "--socket", (theirs / "run" / "signer.sock").string()});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("above the socket is owned by uid 65534"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(theirs / "run" / "signer.sock"));
+}
+
 TEST_F(ServeTest, NoActiveKeyRefusesToStart) {
-  ProcessResult r = Kubehsm({"serve", "--socket", socket_});
+  ProcessResult r = KubehsmMustExit({"serve", "--socket", socket_});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("service-account key"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(socket_));
@@ -279,10 +384,11 @@ TEST_F(ServeTest, GroupSocketStillEnforcesTheUidAllowlist) {
   ASSERT_EQ(::lstat(socket_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0660u);
   EXPECT_EQ(st.st_gid, 65534u);
-  // uid/gid 65534 may connect through the group bit, but is not on the allowlist.
+  // uid/gid 65534 may connect through the group bit, but is not on the allowlist: its connection
+  // is closed at once (the client sees UNAVAILABLE), after an audit line.
   ProcessResult nobody = RunClientAsNobody(socket_, "v1", "Sign");
   EXPECT_EQ(nobody.exit_code, 3) << nobody.out << nobody.err;
-  EXPECT_NE(nobody.out.find("PERMISSION_DENIED"), std::string::npos) << nobody.out;
+  EXPECT_NE(nobody.out.find("UNAVAILABLE"), std::string::npos) << nobody.out;
   EXPECT_NE(serve->Log().find("event=audit_connection allowed=false"), std::string::npos) << serve->Log();
   EXPECT_EQ(RunProcess({KUBEHSM_SIGNER_CLIENT, socket_, "v1alpha1", "FetchKeys"}).exit_code, 0);
 }
@@ -290,18 +396,17 @@ TEST_F(ServeTest, GroupSocketStillEnforcesTheUidAllowlist) {
 TEST_F(ServeTest, AbstractSocketRefusesPeersNotOnTheAllowlist) {
   const std::string kid = CreateActiveKey("ecdsa-p256");
   const std::string name = "@kubehsm-e2e-" + std::to_string(::getpid()) + "-" + std::to_string(::time(nullptr));
-  auto serve = StartServe({"--allow-uid", "0"}, name);
+  auto serve = StartServe({"--allow-uid", "0", "--allow-abstract-socket-insecure"}, name);
   for (const char* api : {"v1", "v1alpha1"}) {
     for (const char* method : {"Sign", "FetchKeys", "Metadata"}) {
       ProcessResult nobody = RunClientAsNobody(name, api, method);
       EXPECT_EQ(nobody.exit_code, 3) << api << " " << method << ": " << nobody.out << nobody.err;
-      EXPECT_NE(nobody.out.find("PERMISSION_DENIED"), std::string::npos) << nobody.out;
+      EXPECT_NE(nobody.out.find("UNAVAILABLE"), std::string::npos) << nobody.out;  // closed at once
     }
   }
   const std::string log = serve->Log();
   EXPECT_NE(log.find("event=audit_connection allowed=false"), std::string::npos) << log;
   EXPECT_NE(log.find("uid=" + std::to_string(kNobody)), std::string::npos) << log;
-  EXPECT_NE(log.find("event=audit_call_denied"), std::string::npos) << log;
   // The allowed uid (root, this test) signs.
   SignerClient client(name, "v1");
   const std::string claims = MakeClaims(kIssuer, kAudience);
@@ -611,6 +716,316 @@ TEST_F(ServeTest, RefusedPinDuringRecoveryPausesUntilSighup) {
   ASSERT_EQ(r.code, grpc::StatusCode::OK) << r.message;
   EXPECT_EQ(VerifyWithOpenSsl(Assemble(claims, r), client.FetchKeys().keys), "");
   EXPECT_EQ(serve->Log().find(token_->user_pin()), std::string::npos);
+#endif
+}
+
+// --- issue #14 item 2: a local user must not be able to disable serve ---------------------------
+
+// uid 65534 (on the socket's group, not on the allowlist) opens and holds 1100 connections against a
+// daemon with 512 descriptors. Each refused connection is closed at once, so the daemon's descriptor
+// count stays flat, the allowed client (uid 0) keeps being served during and after the flood, and
+// the key poll during the flood keeps the full published set.
+TEST_F(ServeTest, FloodOfRefusedConnectionsNeitherHoldsDescriptorsNorStarvesTheAllowedClient) {
+  const std::string kid = CreateActiveKey("ecdsa-p256");
+  fs::permissions(tmp_.path(), static_cast<fs::perms>(0755));
+  fs::permissions(run_dir_, static_cast<fs::perms>(0755));
+  std::vector<std::string> argv = {"prlimit", "--nofile=512:512", KubehsmBinary().string(), "serve", "--socket",
+                                   socket_, "--socket-group", "65534", "--allow-uid", "0", "--key-poll-seconds", "1"};
+  ChildProcess serve(argv, env_, tmp_.path() / "serve-flood.log");
+  ASSERT_TRUE(serve.WaitForLog("event=serving", seconds(60))) << serve.Log();
+  SignerClient client(socket_, "v1");
+  const CallResult before = client.FetchKeys();
+  ASSERT_EQ(before.code, grpc::StatusCode::OK) << before.message;
+  ASSERT_EQ(before.keys.size(), 1u);
+  ASSERT_EQ(client.Sign(MakeClaims(kIssuer, kAudience)).code, grpc::StatusCode::OK);
+  const int baseline_fds = CountFds(serve.pid());
+  ASSERT_GT(baseline_fds, 0);
+
+  ProcessResult flood;
+  std::thread flooder([&] { flood = HoldConnections(socket_, 1100, 8, /*as_nobody=*/true); });
+  int max_fds = baseline_fds;
+  int calls = 0, failures = 0;
+  std::string first_failure;
+  const auto end = std::chrono::steady_clock::now() + seconds(6);
+  while (std::chrono::steady_clock::now() < end) {
+    max_fds = std::max(max_fds, CountFds(serve.pid()));
+    const std::string claims = MakeClaims(kIssuer, kAudience);
+    CallResult sig = client.Sign(claims, seconds(3));
+    CallResult keys = SignerClient(socket_, "v1alpha1").FetchKeys(seconds(3));  // a fresh connection
+    calls += 2;
+    if (sig.code != grpc::StatusCode::OK || keys.code != grpc::StatusCode::OK || keys.keys.size() != 1) {
+      if (failures++ == 0) first_failure = CodeName(sig.code) + " " + sig.message + " / " + CodeName(keys.code) + " " + keys.message + " keys=" + std::to_string(keys.keys.size());
+    } else {
+      EXPECT_EQ(VerifyWithOpenSsl(Assemble(claims, sig), keys.keys), "");
+    }
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  flooder.join();
+  EXPECT_EQ(flood.exit_code, 0) << flood.out << flood.err;
+  EXPECT_EQ(failures, 0) << "of " << calls << " calls; first: " << first_failure;
+  // Every connection of the flood was closed by the daemon, none is held.
+  EXPECT_GE(ReportValue(flood.out, "connected"), 1000) << flood.out;
+  EXPECT_EQ(ReportValue(flood.out, "open"), 0) << flood.out;
+  EXPECT_LE(max_fds, baseline_fds + 16) << "descriptors grew from " << baseline_fds;
+
+  // After the flood: still signing, the same published set (same data_timestamp: never replaced).
+  const std::string claims = MakeClaims(kIssuer, kAudience);
+  CallResult sig = client.Sign(claims);
+  ASSERT_EQ(sig.code, grpc::StatusCode::OK) << sig.message;
+  CallResult after = client.FetchKeys();
+  ASSERT_EQ(after.code, grpc::StatusCode::OK) << after.message;
+  ASSERT_EQ(after.keys.size(), 1u);
+  EXPECT_EQ(after.keys[0].kid, kid);
+  EXPECT_EQ(after.data_timestamp_seconds, before.data_timestamp_seconds);
+  EXPECT_EQ(after.data_timestamp_nanos, before.data_timestamp_nanos);
+  EXPECT_EQ(VerifyWithOpenSsl(Assemble(claims, sig), after.keys), "");
+  const std::string log = serve.Log();
+  EXPECT_EQ(log.find("published=0"), std::string::npos) << log;
+  EXPECT_NE(log.find("event=audit_connection allowed=false"), std::string::npos);
+  // Rate-limited audit lines, with the rest counted.
+  EXPECT_NE(log.find("event=audit_connection_suppressed count="), std::string::npos) << log.substr(0, 4000);
+  std::size_t audit_lines = 0;
+  for (auto p = log.find("event=audit_connection "); p != std::string::npos; p = log.find("event=audit_connection ", p + 1)) ++audit_lines;
+  EXPECT_LT(audit_lines, 500u);
+  EXPECT_EQ(serve.Stop(SIGTERM, seconds(20)), 0) << log;
+}
+
+// --max-connections-per-uid and --max-connections: connections over either cap are closed at once;
+// those within stay open; once they are gone, the same uid is served again.
+TEST_F(ServeTest, ConnectionCapsPerUidAndInTotalCloseTheExcessAtOnce) {
+  CreateActiveKey("ecdsa-p256");
+  fs::permissions(tmp_.path(), static_cast<fs::perms>(0755));
+  fs::permissions(run_dir_, static_cast<fs::perms>(0755));
+  auto serve = StartServe({"--socket-group", "65534", "--allow-uid", "0", "--allow-uid", "65534", "--max-connections",
+                           "6", "--max-connections-per-uid", "4"});
+  ProcessResult root_hold;
+  std::thread root_thread([&] { root_hold = HoldConnections(socket_, 10, 6, /*as_nobody=*/false); });
+  std::this_thread::sleep_for(milliseconds(2500));  // root's 10 are in (and 6 of them closed)
+  ProcessResult nobody_hold = HoldConnections(socket_, 10, 1.5, /*as_nobody=*/true);
+  root_thread.join();
+  EXPECT_EQ(ReportValue(root_hold.out, "connected"), 10) << root_hold.out << root_hold.err;
+  EXPECT_EQ(ReportValue(root_hold.out, "open"), 4) << root_hold.out;  // the per-uid cap
+  EXPECT_EQ(ReportValue(nobody_hold.out, "connected"), 10) << nobody_hold.out << nobody_hold.err;
+  EXPECT_EQ(ReportValue(nobody_hold.out, "open"), 2) << nobody_hold.out;  // the total cap: 4 + 2
+  const std::string log = serve->Log();
+  EXPECT_NE(log.find("reason=max_connections_per_uid"), std::string::npos) << log;
+  EXPECT_NE(log.find("reason=max_connections "), std::string::npos) << log;
+  // The holders are gone: root is served again (gRPC closes their descriptors as it sees EOF).
+  bool served = false;
+  for (int i = 0; i < 50 && !served; ++i) {
+    served = SignerClient(socket_, "v1").Sign(MakeClaims(kIssuer, kAudience), seconds(2)).code == grpc::StatusCode::OK;
+    if (!served) std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_TRUE(served) << serve->Log();
+  // Bad values are usage errors.
+  ProcessResult bad = KubehsmMustExit({"serve", "--socket", (run_dir_ / "other.sock").string(), "--max-connections", "4",
+                               "--max-connections-per-uid", "5"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.err;
+  EXPECT_NE(bad.err.find("--max-connections-per-uid"), std::string::npos) << bad.err;
+}
+
+// --- issue #14 item 11: Sign checks the claims ------------------------------------------------
+
+TEST_F(ServeTest, SignRefusesClaimsKubeApiserverWouldNeverSend) {
+  CreateActiveKey("ecdsa-p256");
+  auto serve = StartServe({"--max-token-expiration-seconds", "86400"});
+  const int64_t now = NowSeconds();
+  std::string deep = "[";
+  for (int i = 0; i < 10000; ++i) deep += "[";
+  for (int i = 0; i <= 10000; ++i) deep += "]";
+  std::string very_deep;
+  for (int i = 0; i < 200000; ++i) very_deep += "[";
+  for (int i = 0; i < 200000; ++i) very_deep += "]";
+  auto WithFractionalExp = [](std::string json) {
+    const auto pos = json.find("\"exp\":");
+    return json.insert(json.find(',', pos), ".5");
+  };
+  struct Case {
+    std::string name, claims, want;
+  };
+  const std::vector<Case> cases = {
+      {"100-year lifetime", B64(ClaimsJson(now, now + 100LL * 365 * 86400)), "exceeds this signer's maximum of 86400"},
+      {"one second over the maximum", B64(ClaimsJson(now, now + 86401)), "exp - iat = 86401"},
+      {"iat a year ahead", B64(ClaimsJson(now + 365LL * 86400, now + 365LL * 86400 + 3600)), "in the future"},
+      {"duplicate exp", B64(ClaimsJson(now, now + 3600, "", R"(,"exp":)" + std::to_string(now + 100LL * 365 * 86400))),
+       "duplicate member \"exp\""},
+      {"duplicate inside kubernetes.io", B64(ClaimsJson(now, now + 3600, R"("namespace":"kube-system",)")),
+       "duplicate member \"namespace\""},
+      {"not a token", B64(R"({"hello":"world"})"), "missing required claim \"iss\""},
+      {"no exp", B64(R"({"aud":["a"],"iss":"https://k","sub":"system:serviceaccount:default:default"})"),
+       "missing required claim \"exp\""},
+      {"no iat", B64(R"({"aud":["a"],"exp":)" + std::to_string(now + 600) + R"(,"iss":"https://k","jti":"j","kubernetes.io":{"namespace":"default","serviceaccount":{"name":"default","uid":"u"}},"nbf":)" + std::to_string(now) + R"(,"sub":"system:serviceaccount:default:default"})"),
+       "missing required claim \"iat\""},
+      {"no jti", B64(R"({"aud":["a"],"exp":)" + std::to_string(now + 600) + R"(,"iat":)" + std::to_string(now) + R"(,"iss":"https://k","kubernetes.io":{"namespace":"default","serviceaccount":{"name":"default","uid":"u"}},"nbf":)" + std::to_string(now) + R"(,"sub":"system:serviceaccount:default:default"})"),
+       "no jti"},
+      {"fractional exp", B64(WithFractionalExp(ClaimsJson(now, now + 3600))), "\"exp\" must be an integer"},
+      {"deep nesting within the size limit", B64(ClaimsJson(now, now + 3600, "", R"(,"x":)" + deep)), "nested too deeply"},
+      {"200k-deep nesting", B64(very_deep), "over the limit of 65536 decoded bytes"},
+      {"3.9 MB claims", B64(ClaimsJson(now, now + 3600, "", R"(,"x":")" + std::string(2900000, 'a') + "\"")),
+       "over the limit of 65536 decoded bytes"},
+  };
+  for (const char* api : {"v1", "v1alpha1"}) {
+    SignerClient client(socket_, api);
+    for (const auto& c : cases) {
+      CallResult r = client.Sign(c.claims);
+      EXPECT_EQ(r.code, grpc::StatusCode::INVALID_ARGUMENT) << api << " " << c.name << ": " << CodeName(r.code);
+      EXPECT_NE(r.message.find(c.want), std::string::npos) << api << " " << c.name << ": " << r.message;
+      EXPECT_EQ(r.signature, "") << c.name;
+    }
+  }
+  EXPECT_TRUE(serve->Running());
+}
+
+// What kube-apiserver does send is signed verbatim: the plain bound token, the extended lifetime at
+// exactly the maximum (with warnafter and the pod's node), secret- and node-bound tokens.
+TEST_F(ServeTest, SignAcceptsEveryClaimsShapeKubeApiserverSends) {
+  CreateActiveKey("ecdsa-p256");
+  auto serve = StartServe({"--max-token-expiration-seconds", "7200"});
+  const int64_t now = NowSeconds();
+  const std::vector<std::string> good = {
+      MakeClaims(kIssuer, kAudience, 3600),
+      MakeClaims(kIssuer, kAudience, 7200),
+      B64(ClaimsJson(now, now + 7200, R"("node":{"name":"cp1","uid":"a5b1c2d3-0000-4000-8000-000000000001"},)",
+                     "")),
+      B64(ClaimsJson(now - 30, now + 600, R"("warnafter":)" + std::to_string(now + 3607) + ",")),
+      B64(R"({"aud":["api"],"exp":)" + std::to_string(now + 3600) + R"(,"iat":)" + std::to_string(now) +
+          R"(,"iss":"https://k","jti":"6f0c","kubernetes.io":{"namespace":"kube-system","secret":{"name":"tok","uid":"s-1"},"serviceaccount":{"name":"builder","uid":"u-1"}},"nbf":)" +
+          std::to_string(now) + R"(,"sub":"system:serviceaccount:kube-system:builder"})"),
+      B64(R"({"aud":["api"],"exp":)" + std::to_string(now + 3600) + R"(,"iat":)" + std::to_string(now) +
+          R"(,"iss":"https://k","jti":"6f0d","kubernetes.io":{"namespace":"kube-system","node":{"name":"w1","uid":"n-1"},"serviceaccount":{"name":"builder","uid":"u-1"}},"nbf":)" +
+          std::to_string(now) + R"(,"sub":"system:serviceaccount:kube-system:builder"})"),
+  };
+  SignerClient client(socket_, "v1");
+  const CallResult keys = client.FetchKeys();
+  for (const auto& claims : good) {
+    CallResult r = client.Sign(claims);
+    ASSERT_EQ(r.code, grpc::StatusCode::OK) << *Base64UrlDecode(claims) << ": " << r.message;
+    EXPECT_EQ(VerifyWithOpenSsl(Assemble(claims, r), keys.keys), "");
+  }
+}
+
+// --- hardening of the process ------------------------------------------------------------------
+
+// serve (run as uid 65534, so that another process of the same user can try) is non-dumpable: that
+// process cannot read its /proc/PID/environ, and its core-file limit is 0.
+TEST_F(ServeTest, ServeIsNotDumpableAndWritesNoCore) {
+  CreateActiveKey("ecdsa-p256");
+  for (const fs::path& p : {tmp_.path(), token_->dir()}) {
+    fs::permissions(p, static_cast<fs::perms>(0755));
+    ASSERT_EQ(RunProcess({"chown", "-R", "65534:65534", p.string()}).exit_code, 0);
+  }
+  std::vector<std::string> argv = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                   KubehsmBinary().string(), "serve", "--socket", socket_};
+  ChildProcess serve(argv, env_, tmp_.path() / "serve-nobody.log");
+  ASSERT_TRUE(serve.WaitForLog("event=serving", seconds(60))) << serve.Log();
+  const std::string status = ReadTestFile("/proc/" + std::to_string(serve.pid()) + "/status");
+  ASSERT_NE(status.find("\nUid:\t65534\t65534\t65534\t65534\n"), std::string::npos) << status;
+  // Another process of the same user may read a dumpable process's /proc/PID/environ (ptrace read
+  // access), not a non-dumpable one's.
+  ProcessResult peek = RunProcess({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat",
+                                   "/proc/" + std::to_string(serve.pid()) + "/environ"});
+  EXPECT_NE(peek.exit_code, 0) << "uid 65534 read the daemon's environment: it is dumpable";
+  EXPECT_NE(peek.err.find("Permission denied"), std::string::npos) << peek.err;
+  const std::string limits = ReadTestFile("/proc/" + std::to_string(serve.pid()) + "/limits");
+  EXPECT_NE(limits.find("Max core file size        0                    0"), std::string::npos) << limits;
+  EXPECT_EQ(RunProcess({KUBEHSM_SIGNER_CLIENT, socket_, "v1", "Metadata"}).out, "OK 86400\n");
+  EXPECT_EQ(serve.Stop(SIGTERM, seconds(20)), 0) << serve.Log();
+}
+
+// An env: PIN is gone from the daemon's environment once read (not even in /proc/PID/environ), and
+// the daemon still re-opens the token after a failure with the PIN it kept.
+TEST_F(ServeTest, EnvPinIsRemovedFromTheEnvironmentAndStillReopensTheToken) {
+#ifndef KUBEHSM_FAULT_PKCS11_PATH
+  GTEST_SKIP() << "the fault-injecting PKCS#11 shim (kubehsm_fault_pkcs11) is not part of this build";
+#else
+  CreateActiveKey("ecdsa-p256");
+  const fs::path control = tmp_.path() / "fault.conf";
+  WriteTestFile(control, "");
+  env_["KUBEHSM_FAULT_CONTROL"] = control.string();
+  env_["KUBEHSM_FAULT_REAL_MODULE"] = token_->module_path();
+  env_["KUBEHSM_SERVE_TEST_PIN"] = token_->user_pin();
+  auto serve = StartServe({"--module", KUBEHSM_FAULT_PKCS11_PATH, "--pin-source", "env:KUBEHSM_SERVE_TEST_PIN"});
+  ASSERT_TRUE(serve->Running());
+  const std::string environ_text = ReadTestFile("/proc/" + std::to_string(serve->pid()) + "/environ");
+  EXPECT_NE(environ_text.find("KUBEHSM_FAULT_CONTROL="), std::string::npos);  // the file was read
+  EXPECT_EQ(environ_text.find(token_->user_pin()), std::string::npos) << "the PIN is still in /proc/PID/environ";
+  SignerClient client(socket_, "v1");
+  ASSERT_EQ(client.Sign(MakeClaims(kIssuer, kAudience)).code, grpc::StatusCode::OK);
+  WriteTestFile(tmp_.path() / "fault.conf.new", "*=CKR_DEVICE_REMOVED\n");
+  fs::rename(tmp_.path() / "fault.conf.new", control);
+  EXPECT_EQ(client.Sign(MakeClaims(kIssuer, kAudience)).code, grpc::StatusCode::UNAVAILABLE);
+  WriteTestFile(tmp_.path() / "fault.conf.new", "");
+  fs::rename(tmp_.path() / "fault.conf.new", control);
+  ASSERT_TRUE(serve->WaitForLog("event=backend_recovered", seconds(30))) << serve->Log();
+  const std::string claims = MakeClaims(kIssuer, kAudience);
+  CallResult r = client.Sign(claims);
+  ASSERT_EQ(r.code, grpc::StatusCode::OK) << r.message;
+  EXPECT_EQ(VerifyWithOpenSsl(Assemble(claims, r), client.FetchKeys().keys), "");
+  EXPECT_EQ(serve->Log().find(token_->user_pin()), std::string::npos);
+#endif
+}
+
+// --- issue #13 item 8: a token error never shrinks the published set ----------------------------
+
+TEST_F(ServeTest, DeviceErrorsDuringTheKeyPollKeepThePublishedSet) {
+#ifndef KUBEHSM_FAULT_PKCS11_PATH
+  GTEST_SKIP() << "the fault-injecting PKCS#11 shim (kubehsm_fault_pkcs11) is not part of this build";
+#else
+  CreateActiveKey("ecdsa-p256");
+  ASSERT_EQ(Kubehsm({"sa", "rotate", "--type", "rsa-2048"}).exit_code, 0);  // a published next key
+  const fs::path control = tmp_.path() / "fault.conf";
+  WriteTestFile(control, "");
+  auto set_fault = [&](const std::string& text) {
+    WriteTestFile(tmp_.path() / "fault.conf.new", text);
+    fs::rename(tmp_.path() / "fault.conf.new", control);
+  };
+  env_["KUBEHSM_FAULT_CONTROL"] = control.string();
+  env_["KUBEHSM_FAULT_REAL_MODULE"] = token_->module_path();
+  auto serve = StartServe({"--module", KUBEHSM_FAULT_PKCS11_PATH, "--key-poll-seconds", "1"});
+  SignerClient client(socket_, "v1");
+  const CallResult before = client.FetchKeys();
+  ASSERT_EQ(before.code, grpc::StatusCode::OK) << before.message;
+  ASSERT_EQ(before.keys.size(), 2u);
+  auto expect_same = [&](const std::string& when) {
+    CallResult now = client.FetchKeys();
+    ASSERT_EQ(now.code, grpc::StatusCode::OK) << when << ": " << now.message;
+    ASSERT_EQ(now.keys.size(), 2u) << when;
+    for (std::size_t i = 0; i < 2; ++i) {
+      EXPECT_EQ(now.keys[i].kid, before.keys[i].kid) << when;
+      EXPECT_EQ(now.keys[i].der, before.keys[i].der) << when;
+    }
+    EXPECT_EQ(now.data_timestamp_seconds, before.data_timestamp_seconds) << when;
+    EXPECT_EQ(now.data_timestamp_nanos, before.data_timestamp_nanos) << when;
+  };
+  for (const std::string fault : {"C_GetAttributeValue=CKR_DEVICE_ERROR\n", "C_FindObjects=CKR_DEVICE_ERROR\n",
+                                  "C_FindObjectsInit=CKR_DEVICE_ERROR\n"}) {
+    SCOPED_TRACE(fault);
+    const std::size_t failed_before = [&] {
+      const std::string log = serve->Log();
+      std::size_t n = 0;
+      for (auto p = log.find("event=key_reload_failed"); p != std::string::npos; p = log.find("event=key_reload_failed", p + 1)) ++n;
+      return n;
+    }();
+    set_fault(fault);
+    // Three polls (1 s apart) and a SIGHUP reload see the fault; FetchKeys answers the full set throughout.
+    for (int i = 0; i < 30; ++i) {
+      expect_same("during");
+      if (i == 15) serve->Signal(SIGHUP);
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    const std::string log = serve->Log();
+    std::size_t failed_now = 0;
+    for (auto p = log.find("event=key_reload_failed"); p != std::string::npos; p = log.find("event=key_reload_failed", p + 1)) ++failed_now;
+    EXPECT_GE(failed_now, failed_before + 2) << log;
+    EXPECT_NE(log.find("CKR_DEVICE_ERROR"), std::string::npos) << log;
+    set_fault("");
+    std::this_thread::sleep_for(milliseconds(2500));  // polls with the fault gone
+    expect_same("after");
+    CallResult sig = client.Sign(MakeClaims(kIssuer, kAudience));
+    EXPECT_EQ(sig.code, grpc::StatusCode::OK) << sig.message;
+  }
+  EXPECT_EQ(serve->Log().find("published=0"), std::string::npos) << serve->Log();
+  EXPECT_EQ(serve->Stop(SIGTERM, seconds(20)), 0) << serve->Log();
 #endif
 }
 
