@@ -1,6 +1,8 @@
 // common/terminal_text.h: what reaches an operator's terminal from untrusted input.
 #include "common/terminal_text.h"
 
+#include <string>
+
 #include <gtest/gtest.h>
 
 namespace kubehsm {
