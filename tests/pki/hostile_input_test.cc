@@ -388,7 +388,8 @@ TEST_F(HostileInputTest, CsrWithExplicitCurveParametersIsRefused) {
 TEST_F(HostileInputTest, SaImportPublicRefusesRsaExponentOne) {
   EvpPkeyPtr key = RsaKeyWithExponentOne();
   WriteTestFile(dir() / "e1.pub", PublicKeyPem(key.get()));
-  auto r = Kubehsm({"sa", "import-public", "--public-key", (dir() / "e1.pub").string()});
+  auto r = Kubehsm({"sa", "import-public", "--public-key", (dir() / "e1.pub").string(),
+                    "--confirm-key-outside-token", "--expires-in", "30d"});
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_NE(r.err.find("RSA public exponent 1 is not allowed"), std::string::npos) << r.err;
   auto jwks = Kubehsm({"sa", "jwks"});
