@@ -14,6 +14,7 @@
 
 #include "common/key_type.h"
 #include "common/status.h"
+#include "signer/pki/versions.h"
 
 namespace kubehsm::signer::pki {
 
@@ -33,6 +34,9 @@ struct ClusterConfig {
   std::chrono::seconds ca_validity = std::chrono::hours(87600);      // caCertificateValidityPeriod (v1beta4)
   KeyType encryption_algorithm = KeyType::kRsa2048;                  // encryptionAlgorithm (v1beta4)
   std::string cert_dir = "/etc/kubernetes/pki";                      // certificatesDir
+  // kubernetesVersion (minor only; default: the newest supported). Selects the profile
+  // differences of signer/pki/versions.h.
+  KubernetesVersion kubernetes_version = DefaultKubernetesVersion();
 };
 
 // Returns kubeadm's defaults (node name and advertise address detected from this host).
@@ -74,6 +78,9 @@ HostDefaults SystemHostDefaults();
 //    encryptionAlgorithm in v1beta3);
 //  - values are validated as ValidateClusterConfig does; the feature gate PublicKeysECDSA, when
 //    set, overrides encryptionAlgorithm (true: ECDSA-P256, false: RSA-2048);
+//  - kubernetesVersion ("v1.36.0", "1.33.2") must be a version in 1.32..1.36 (labels such as
+//    "stable-1.34" are refused); absent, the newest supported minor is used. ECDSA-P384 as
+//    encryptionAlgorithm is refused below 1.34;
 //  - input over 1 MiB, nesting deeper than 64 levels, or alias bombs are rejected.
 // A host default that cannot be determined is returned as that function's error.
 Result<ClusterConfig> ParseKubeadmConfig(std::string_view yaml, const HostDefaults& host);

@@ -293,6 +293,16 @@ struct RenewItem {
   CertSpec spec;
 };
 
+// Without a config the cluster's Kubernetes version is unknown: the subject O the leaf's profile has
+// in any supported version is accepted and kept (kubeadm's `certs renew` keeps the subject too);
+// anything else is answered with the newest version's O, so the difference is reported.
+std::vector<std::string> OrganizationsWithoutConfig(const LeafProfile& leaf, const std::vector<std::string>& have) {
+  for (int minor = kOldestKubernetesVersion.minor; minor <= kNewestKubernetesVersion.minor; ++minor) {
+    if (LeafOrganizations(leaf, KubernetesVersion{minor}) == have) return have;
+  }
+  return LeafOrganizations(leaf, DefaultKubernetesVersion());
+}
+
 // What the certificate must say: the profile under the config, or (without a config) the
 // profile's fixed parts with the configuration-dependent ones taken from `have`.
 Result<CertSpec> WantedSpec(const RenewItem& item, const CertSpec& have, const ClusterConfig& config,
@@ -302,7 +312,7 @@ Result<CertSpec> WantedSpec(const RenewItem& item, const CertSpec& have, const C
   if (config_given) return LeafSpec(leaf, config, nullptr);
   CertSpec want;
   want.common_name = leaf.common_name.empty() ? have.common_name : std::string(leaf.common_name);
-  for (auto o : leaf.organizations) want.organizations.emplace_back(o);
+  want.organizations = OrganizationsWithoutConfig(leaf, have.organizations);
   want.ext_key_usages = leaf.ext_key_usages;
   if (leaf.sans == SanRule::kNone) return want;
   want.sans = have.sans;
@@ -636,7 +646,8 @@ std::vector<VerifyItem> VerifyPki(const fs::path& cert_dir, const fs::path& kube
         check_cn = true;
       } else {
         want.common_name = leaf.common_name;
-        for (auto o : leaf.organizations) want.organizations.emplace_back(o);
+        Result<CertSpec> have = SpecFromCertificate(cert->get());
+        want.organizations = OrganizationsWithoutConfig(leaf, have.ok() ? have->organizations : std::vector<std::string>{});
         want.ext_key_usages = leaf.ext_key_usages;
         if (leaf.sans == SanRule::kApiServer) {
           want.sans.dns = {"kubernetes", "kubernetes.default", "kubernetes.default.svc"};

@@ -105,7 +105,9 @@ TEST_F(InitTest, KubeconfigsFollowTheProfiles) {
     EXPECT_EQ(creds->user_name, spec.common_name);
     EXPECT_EQ(creds->cluster_name, "kubernetes");
     EXPECT_EQ(creds->current_context, spec.common_name + "@kubernetes");
-    EXPECT_EQ(creds->server, kc.local_endpoint ? "https://10.0.0.10:6443" : "https://lb.example.com:6443");
+    // Default version (1.36): kubelet.conf too is on the local endpoint (since 1.33).
+    const bool local = kc.local_endpoint || kc.file_name == "kubelet.conf";
+    EXPECT_EQ(creds->server, local ? "https://10.0.0.10:6443" : "https://lb.example.com:6443");
     EXPECT_EQ(creds->ca_pem, CertificateToPem(ca.get()).value());
     auto cert = ParseCertificatePem(creds->client_cert_pem);
     auto key = ParsePrivateKeyPem(creds->client_key_pem);
