@@ -381,7 +381,14 @@ std::vector<std::string> CheckRenewable(RenewItem& item, const X509* old, const 
   }
   want->is_ca = false;
   Normalize(want->sans);
-  DiffSpecs(*have, *want, problems);
+  // An O that the leaf's profile has in another supported Kubernetes version (a 1.35
+  // apiserver-kubelet-client renewed under a 1.36 config) is a version change of the profile, not a
+  // deviation: the certificate is re-issued with the O of the config's version.
+  CertSpec compared = *have;
+  if (item.leaf != nullptr && OrganizationsWithoutConfig(*item.leaf, have->organizations) == have->organizations) {
+    compared.organizations = want->organizations;
+  }
+  DiffSpecs(compared, *want, problems);
   item.spec = std::move(*want);
   return problems;
 }
