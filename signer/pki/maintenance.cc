@@ -303,6 +303,22 @@ std::vector<std::string> OrganizationsWithoutConfig(const LeafProfile& leaf, con
   return LeafOrganizations(leaf, DefaultKubernetesVersion());
 }
 
+// The O of `leaf` per supported version, grouped: "[kubeadm:cluster-admins] (1.32..1.35) or [] (1.36)";
+// "" when it is the same in every supported version.
+std::string OrganizationsByVersion(const LeafProfile& leaf) {
+  std::string out;
+  int first = kOldestKubernetesVersion.minor;
+  for (int minor = first; minor <= kNewestKubernetesVersion.minor; ++minor) {
+    const auto o = LeafOrganizations(leaf, KubernetesVersion{minor});
+    if (minor < kNewestKubernetesVersion.minor && LeafOrganizations(leaf, KubernetesVersion{minor + 1}) == o) continue;
+    if (first == kOldestKubernetesVersion.minor && minor == kNewestKubernetesVersion.minor) return "";
+    out += (out.empty() ? "" : " or ") + NameList(o) + " (" + VersionName(KubernetesVersion{first}) +
+           (first == minor ? "" : ".." + VersionName(KubernetesVersion{minor})) + ")";
+    first = minor + 1;
+  }
+  return out;
+}
+
 // What the certificate must say: the profile under the config, or (without a config) the
 // profile's fixed parts with the configuration-dependent ones taken from `have`.
 Result<CertSpec> WantedSpec(const RenewItem& item, const CertSpec& have, const ClusterConfig& config,
@@ -386,6 +402,10 @@ std::vector<std::string> CheckRenewable(RenewItem& item, const X509* old, const 
   // deviation: the certificate is re-issued with the O of the config's version.
   CertSpec compared = *have;
   if (item.leaf != nullptr && OrganizationsWithoutConfig(*item.leaf, have->organizations) == have->organizations) {
+    compared.organizations = want->organizations;
+  } else if (item.leaf != nullptr && !renew.config_given && !OrganizationsByVersion(*item.leaf).empty()) {
+    // Without a config the version is unknown: name what each version's profile wants.
+    problems.push_back("O " + NameList(have->organizations) + ", profile wants " + OrganizationsByVersion(*item.leaf));
     compared.organizations = want->organizations;
   }
   DiffSpecs(compared, *want, problems);

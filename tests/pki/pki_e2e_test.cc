@@ -454,6 +454,20 @@ TEST_F(PkiE2eTest, RenewWithA136ConfigDropsTheOrganizationOfApiserverKubeletClie
                                 "--kubeconfig-dir", KubeDir("cp1").string()});
   ASSERT_EQ(keep.exit_code, 0) << keep.out << keep.err;
   EXPECT_EQ(subject(), "subject=CN = kube-apiserver-kubelet-client\n");
+  // An O of no version's profile is refused without a config, naming what each version wants.
+  const fs::path crt = CertDir("cp1") / "apiserver-kubelet-client.crt";
+  ProcessResult plant = RunProcess({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                                    "-nodes", "-days", "30", "-keyout", (dir_.path() / "p.key").string(), "-out",
+                                    crt.string(), "-subj", "/O=system:masters/CN=kube-apiserver-kubelet-client"});
+  ASSERT_EQ(plant.exit_code, 0) << plant.err;
+  const std::string planted = Read(crt);
+  ProcessResult refused = Kubehsm({"certs", "renew", "apiserver-kubelet-client", "--cert-dir", CertDir("cp1").string(),
+                                   "--kubeconfig-dir", KubeDir("cp1").string()});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("O [system:masters], profile wants [kubeadm:cluster-admins] (1.32..1.35) or [] (1.36)"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_EQ(Read(crt), planted);  // nothing renewed
 }
 
 // ECDSA-P384 is refused below 1.34 (nothing written) and accepted from 1.34; a version outside
