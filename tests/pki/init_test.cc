@@ -125,6 +125,28 @@ TEST_F(InitTest, KubeconfigsFollowTheProfiles) {
   }
 }
 
+// kubeadm-versions.md: init writes kubelet.conf on controlPlaneEndpoint in 1.32 and on the local
+// endpoint from 1.33. A re-run with the new version keeps the old kubelet.conf (as with any other
+// server difference) and warns naming the expected server; once removed, it is written anew.
+TEST_F(InitTest, KubeletConfServerFollowsTheVersionAndReRunWarns) {
+  options_.config.control_plane_endpoint = "lb.example.com";
+  options_.config.kubernetes_version = KubernetesVersion{32};
+  ASSERT_TRUE(Init().ok());
+  const fs::path kubelet_conf = dir_.path() / "kubelet.conf";
+  auto server = [&] { return ReadKubeconfig(ReadFileBounded(kubelet_conf, 1 << 20).value())->server; };
+  EXPECT_EQ(server(), "https://lb.example.com:6443");
+  options_.config.kubernetes_version = KubernetesVersion{33};
+  ASSERT_TRUE(Init().ok());
+  EXPECT_TRUE(Said("[kubeconfig] WARNING: " + kubelet_conf.string() +
+                   " uses server https://lb.example.com:6443, expected https://10.0.0.10:6443"));
+  EXPECT_EQ(server(), "https://lb.example.com:6443");
+  fs::remove(kubelet_conf);
+  ASSERT_TRUE(Init().ok());
+  EXPECT_EQ(server(), "https://10.0.0.10:6443");
+  EXPECT_EQ(ReadKubeconfig(ReadFileBounded(dir_.path() / "admin.conf", 1 << 20).value())->server,
+            "https://lb.example.com:6443");
+}
+
 TEST_F(InitTest, RerunChangesNothingAndSaysSo) {
   ASSERT_TRUE(Init().ok());
   const auto before = Snapshot();
