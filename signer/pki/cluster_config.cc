@@ -567,7 +567,8 @@ Status ApplyCluster(const YAML::Node& doc, ClusterConfig& config, std::optional<
 
   const YAML::Node version = Find(doc, "kubernetesVersion");
   if (IsSet(version) && !version.Scalar().empty()) {
-    Result<KubernetesVersion> v = ParseKubernetesVersion(version.Scalar(), "field \"ClusterConfiguration.kubernetesVersion\"");
+    Result<KubernetesVersion> v =
+        ParseKubernetesVersion(version.Scalar(), "field \"ClusterConfiguration.kubernetesVersion\"");
     if (!v.ok()) return Status(v.status().code(), v.status().message() + At(version));
     config.kubernetes_version = *v;
   }
@@ -819,8 +820,8 @@ Status ValidateClusterConfig(const ClusterConfig& c) {
   }
   if (c.kubernetes_version < kOldestKubernetesVersion || c.kubernetes_version > kNewestKubernetesVersion) {
     return InvalidArgument("field \"ClusterConfiguration.kubernetesVersion\": Kubernetes " +
-                           VersionName(c.kubernetes_version) + " is not supported (supported: " +
-                           SupportedVersionRange() + ")");
+                           VersionName(c.kubernetes_version) +
+                           " is not supported (supported: " + SupportedVersionRange() + ")");
   }
   if (Status s = CheckEncryptionAlgorithm(c.encryption_algorithm, c.kubernetes_version); !s.ok()) {
     return s.WithContext("field \"ClusterConfiguration.encryptionAlgorithm\"");

@@ -674,7 +674,8 @@ std::vector<VerifyItem> VerifyPki(const fs::path& cert_dir, const fs::path& kube
       } else {
         want.common_name = leaf.common_name;
         Result<CertSpec> have = SpecFromCertificate(cert->get());
-        want.organizations = OrganizationsWithoutConfig(leaf, have.ok() ? have->organizations : std::vector<std::string>{});
+        want.organizations =
+            OrganizationsWithoutConfig(leaf, have.ok() ? have->organizations : std::vector<std::string>{});
         want.ext_key_usages = leaf.ext_key_usages;
         if (leaf.sans == SanRule::kApiServer) {
           want.sans.dns = {"kubernetes", "kubernetes.default", "kubernetes.default.svc"};

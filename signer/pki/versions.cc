@@ -8,16 +8,20 @@ namespace kubehsm::signer::pki {
 namespace {
 
 constexpr std::array<VersionChangeInfo, 5> kChanges = {{
-    {VersionChange::kKubeletConfLocalEndpoint, {33},
+    {VersionChange::kKubeletConfLocalEndpoint,
+     {33},
      "kubelet.conf of the control-plane node written by init uses the local endpoint (advertiseAddress:bindPort) "
      "instead of controlPlaneEndpoint"},
     {VersionChange::kEcdsaP384, {34}, "ECDSA-P384 is accepted as encryptionAlgorithm"},
-    {VersionChange::kOmitEmptySanNames, {34},
+    {VersionChange::kOmitEmptySanNames,
+     {34},
      "apiserver/etcd SANs leave out an empty node name; apiserver leaves out kubernetes.default.svc.<domain> "
      "when dnsDomain is empty"},
-    {VersionChange::kCaDnsSanOnlyFromNonEmptyCn, {34}, "a self-signed CA gets a DNS SAN from its CN only when the CN "
-                                                       "is non-empty"},
-    {VersionChange::kApiserverKubeletClientWithoutOrganization, {36},
+    {VersionChange::kCaDnsSanOnlyFromNonEmptyCn,
+     {34},
+     "a self-signed CA gets a DNS SAN from its CN only when the CN is non-empty"},
+    {VersionChange::kApiserverKubeletClientWithoutOrganization,
+     {36},
      "apiserver-kubelet-client has CN=kube-apiserver-kubelet-client only (no O=kubeadm:cluster-admins)"},
 }};
 
@@ -44,8 +48,8 @@ Result<KubernetesVersion> ParseKubernetesVersion(std::string_view text, std::str
   int major = 0;
   int minor = 0;
   int patch = 0;
-  bool ok = !s.empty() && std::isdigit(static_cast<unsigned char>(s.front())) && TakeNumber(s, major) &&
-            s.starts_with('.');
+  bool ok =
+      !s.empty() && std::isdigit(static_cast<unsigned char>(s.front())) && TakeNumber(s, major) && s.starts_with('.');
   if (ok) {
     s.remove_prefix(1);
     ok = !s.empty() && std::isdigit(static_cast<unsigned char>(s.front())) && TakeNumber(s, minor);
@@ -59,7 +63,8 @@ Result<KubernetesVersion> ParseKubernetesVersion(std::string_view text, std::str
   if (!ok || !s.empty()) {
     return InvalidArgument(prefix + "'" + std::string(text) +
                            "' is not a Kubernetes version such as v1.36.0 (labels like stable-1.34 are not resolved; "
-                           "give the version, " + SupportedVersionRange() + ")");
+                           "give the version, " +
+                           SupportedVersionRange() + ")");
   }
   if (major != 1 || minor < kOldestKubernetesVersion.minor || minor > kNewestKubernetesVersion.minor) {
     return InvalidArgument(prefix + "Kubernetes " + std::to_string(major) + "." + std::to_string(minor) +

@@ -372,10 +372,20 @@ TEST_F(PkiE2eTest, InitFollowsTheKubernetesVersionPerMinor) {
                         Case{"v1.35", with_o, local}, Case{"v1.36.2", cn_only, local}, Case{"", cn_only, local}}) {
     SCOPED_TRACE(c.option.empty() ? "default" : c.option);
     const std::string node = "cp" + (c.option.empty() ? std::string("default") : c.option);
-    std::vector<std::string> args = {"init", "--cert-dir", CertDir(node).string(), "--kubeconfig-dir",
-                                     KubeDir(node).string(), "--node-name", "cp1", "--advertise-address", "127.0.0.1",
-                                     "--control-plane-endpoint", "lb.example.com", "--encryption-algorithm",
-                                     "ECDSA-P256", "--overwrite"};
+    std::vector<std::string> args = {"init",
+                                     "--cert-dir",
+                                     CertDir(node).string(),
+                                     "--kubeconfig-dir",
+                                     KubeDir(node).string(),
+                                     "--node-name",
+                                     "cp1",
+                                     "--advertise-address",
+                                     "127.0.0.1",
+                                     "--control-plane-endpoint",
+                                     "lb.example.com",
+                                     "--encryption-algorithm",
+                                     "ECDSA-P256",
+                                     "--overwrite"};
     if (!c.option.empty()) {
       args.push_back("--kubernetes-version");
       args.push_back(c.option);
@@ -387,8 +397,9 @@ TEST_F(PkiE2eTest, InitFollowsTheKubernetesVersionPerMinor) {
     ASSERT_EQ(subject.exit_code, 0) << subject.err;
     EXPECT_EQ(subject.out, c.subject);
     for (const KubeconfigProfile& kc : KubeconfigProfiles()) {
-      ProcessResult view = RunProcess({"kubectl", "config", "view", "--kubeconfig", (KubeDir(node) / kc.file_name).string(),
-                                       "-o", "jsonpath={.clusters[0].cluster.server}"});
+      ProcessResult view =
+          RunProcess({"kubectl", "config", "view", "--kubeconfig", (KubeDir(node) / kc.file_name).string(), "-o",
+                      "jsonpath={.clusters[0].cluster.server}"});
       ASSERT_EQ(view.exit_code, 0) << kc.file_name << ": " << view.err;
       std::string want = kc.local_endpoint ? local : lb;
       if (kc.file_name == "kubelet.conf") want = c.kubelet_server;
@@ -443,9 +454,8 @@ TEST_F(PkiE2eTest, RenewWithA136ConfigDropsTheOrganizationOfApiserverKubeletClie
   ASSERT_EQ(same.exit_code, 0) << same.out << same.err;
   EXPECT_EQ(subject(), "subject=O = kubeadm:cluster-admins, CN = kube-apiserver-kubelet-client\n");
 
-  ProcessResult upgraded = Kubehsm({"certs", "renew", "apiserver-kubelet-client", "--cert-dir",
-                                    CertDir("cp1").string(), "--kubeconfig-dir", KubeDir("cp1").string(), "--config",
-                                    v136});
+  ProcessResult upgraded = Kubehsm({"certs", "renew", "apiserver-kubelet-client", "--cert-dir", CertDir("cp1").string(),
+                                    "--kubeconfig-dir", KubeDir("cp1").string(), "--config", v136});
   ASSERT_EQ(upgraded.exit_code, 0) << upgraded.out << upgraded.err;
   EXPECT_EQ(subject(), "subject=CN = kube-apiserver-kubelet-client\n");
   EXPECT_EQ(verify(v136).exit_code, 0) << verify(v136).out;
@@ -479,8 +489,10 @@ TEST_F(PkiE2eTest, KubernetesVersionRefusalsAndDefault) {
                                "--node-name", "cp1", "--advertise-address", "127.0.0.1", "--encryption-algorithm",
                                "ECDSA-P384", "--kubernetes-version", "v1." + minor + ".0"});
     EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
-    EXPECT_EQ(r.err, "kubehsm: error: field \"ClusterConfiguration.encryptionAlgorithm\": ECDSA-P384 needs Kubernetes "
-                     "1.34 or newer (the cluster is 1." + minor + ")\n");
+    EXPECT_EQ(r.err,
+              "kubehsm: error: field \"ClusterConfiguration.encryptionAlgorithm\": ECDSA-P384 needs Kubernetes "
+              "1.34 or newer (the cluster is 1." +
+                  minor + ")\n");
     EXPECT_FALSE(fs::exists(KubeDir(node))) << "nothing is written";
   }
   for (const std::string minor : {"34", "36"}) {
@@ -494,8 +506,9 @@ TEST_F(PkiE2eTest, KubernetesVersionRefusalsAndDefault) {
     EXPECT_NE(text.out.find("NIST CURVE: P-384"), std::string::npos) << text.out;
   }
   for (const std::string bad : {"v1.31.0", "1.37", "stable-1.34"}) {
-    ProcessResult r = Kubehsm({"init", "--cert-dir", CertDir("bad").string(), "--kubeconfig-dir", KubeDir("bad").string(),
-                               "--node-name", "cp1", "--advertise-address", "127.0.0.1", "--kubernetes-version", bad});
+    ProcessResult r =
+        Kubehsm({"init", "--cert-dir", CertDir("bad").string(), "--kubeconfig-dir", KubeDir("bad").string(),
+                 "--node-name", "cp1", "--advertise-address", "127.0.0.1", "--kubernetes-version", bad});
     EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
     EXPECT_TRUE(r.err.starts_with("kubehsm: error: --kubernetes-version: ")) << r.err;
     EXPECT_NE(r.err.find("1.32..1.36"), std::string::npos) << r.err;

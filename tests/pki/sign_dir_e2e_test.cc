@@ -76,7 +76,8 @@ class SignDirTest : public testutil::KubehsmCaFixture {
     WriteTestFile(
         p, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: " + node_name +
                "\nlocalAPIEndpoint:\n  advertiseAddress: 192.0.2.1\n---\napiVersion: kubeadm.k8s.io/v1beta4\n"
-               "kind: ClusterConfiguration\nencryptionAlgorithm: ECDSA-P256\nkubernetesVersion: " + version + "\n");
+               "kind: ClusterConfiguration\nencryptionAlgorithm: ECDSA-P256\nkubernetesVersion: " +
+               version + "\n");
     return p;
   }
   std::vector<std::string> SignDirArgs(const fs::path& node, const std::string& node_name = "cp1") const {
@@ -206,18 +207,19 @@ TEST_F(SignDirTest, ApiserverKubeletClientCsrSubjectFollowsTheConfigsKubernetesV
         auto subject = RunProcess({"openssl", "x509", "-noout", "-subject", "-nameopt", "oneline", "-in",
                                    (node / "pki" / "apiserver-kubelet-client.crt").string()});
         ASSERT_EQ(subject.exit_code, 0) << subject.err;
-        EXPECT_EQ(subject.out, config_wants_o ? "subject=O = kubeadm:cluster-admins, CN = kube-apiserver-kubelet-client\n"
-                                              : "subject=CN = kube-apiserver-kubelet-client\n");
+        EXPECT_EQ(subject.out, config_wants_o
+                                   ? "subject=O = kubeadm:cluster-admins, CN = kube-apiserver-kubelet-client\n"
+                                   : "subject=CN = kube-apiserver-kubelet-client\n");
         auto verify = Kubehsm({"pki", "verify", "--cert-dir", (node / "pki").string(), "--kubeconfig-dir",
                                node.string(), "--config", config});
         EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
       } else {
         EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
-        const std::string want = config_wants_o
-                                     ? "apiserver-kubelet-client.csr: disallowed O []: profile 'apiserver-kubelet-client' "
-                                       "requires [kubeadm:cluster-admins]"
-                                     : "apiserver-kubelet-client.csr: disallowed O [kubeadm:cluster-admins]: profile "
-                                       "'apiserver-kubelet-client' requires []";
+        const std::string want =
+            config_wants_o ? "apiserver-kubelet-client.csr: disallowed O []: profile 'apiserver-kubelet-client' "
+                             "requires [kubeadm:cluster-admins]"
+                           : "apiserver-kubelet-client.csr: disallowed O [kubeadm:cluster-admins]: profile "
+                             "'apiserver-kubelet-client' requires []";
         EXPECT_NE(r.err.find(want), std::string::npos) << r.err;
         EXPECT_FALSE(fs::exists(node / "pki" / "apiserver-kubelet-client.crt"));
         EXPECT_FALSE(fs::exists(node / "pki" / "apiserver.crt")) << "a refused run signs nothing";

@@ -140,7 +140,8 @@ TEST(VersionTableTest, KubeconfigServerPerMinor) {
     const ClusterConfig c = ConfigAt(minor);
     for (const KubeconfigProfile& kc : KubeconfigProfiles()) {
       std::string want = "https://lb.example.com:6443";
-      if (kc.file_name == "controller-manager.conf" || kc.file_name == "scheduler.conf") want = "https://10.0.0.10:6443";
+      if (kc.file_name == "controller-manager.conf" || kc.file_name == "scheduler.conf")
+        want = "https://10.0.0.10:6443";
       if (kc.file_name == "kubelet.conf" && minor >= 33) want = "https://10.0.0.10:6443";
       Result<std::string> url = KubeconfigServerUrl(kc, c);
       ASSERT_TRUE(url.ok()) << url.status().message();
