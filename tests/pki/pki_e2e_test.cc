@@ -412,6 +412,10 @@ TEST_F(PkiE2eTest, InitFollowsTheKubernetesVersionPerMinor) {
     ProcessResult admin_subject = RunProcess(
         {"openssl", "x509", "-noout", "-subject", "-nameopt", "oneline", "-in", (dir_.path() / "admin.crt").string()});
     EXPECT_EQ(admin_subject.out, "subject=O = kubeadm:cluster-admins, CN = kubernetes-admin\n");
+    // Without a config `pki verify` accepts every supported version's subject.
+    ProcessResult verify =
+        Kubehsm({"pki", "verify", "--cert-dir", CertDir(node).string(), "--kubeconfig-dir", KubeDir(node).string()});
+    EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
   }
 }
 
