@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "signer/pki/config_overrides.h"
+#include "signer/pki/versions.h"
 
 namespace kubehsm::cli {
 namespace po = boost::program_options;
@@ -26,6 +27,10 @@ po::options_description ClusterConfigFlags(const std::string& title) {
       ("apiserver-cert-extra-sans", po::value<std::vector<std::string>>()->composing(),
        "extra apiserver SANs, comma-separated, repeatable")
       ("encryption-algorithm", po::value<std::string>(), "RSA-2048 (default) | RSA-3072 | RSA-4096 | ECDSA-P256 | ECDSA-P384")
+      ("kubernetes-version", po::value<std::string>(),
+       ("the cluster's Kubernetes version (e.g. v1.36.0; supported " + signer::pki::SupportedVersionRange() +
+        "; default: the config's kubernetesVersion, else " + signer::pki::VersionName(signer::pki::DefaultKubernetesVersion()) +
+        "); selects kubeadm's profile differences between versions").c_str())
       ("overwrite", po::bool_switch(),
        "repair what does not pair up: create a missing CA key, re-issue a CA certificate from the token key, "
        "regenerate leaves and kubeconfigs that no longer match (never deletes a token key)");
@@ -44,6 +49,7 @@ Result<signer::pki::PkiOptions> PkiOptionsFromFlags(Context& ctx, const po::vari
   opt("service-cidr", o.service_cidr);
   opt("service-dns-domain", o.dns_domain);
   opt("encryption-algorithm", o.encryption_algorithm);
+  opt("kubernetes-version", o.kubernetes_version);
   if (vm.count("apiserver-bind-port") != 0) o.bind_port = vm["apiserver-bind-port"].as<int>();
   if (vm.count("apiserver-cert-extra-sans") != 0) {
     for (const auto& v : vm["apiserver-cert-extra-sans"].as<std::vector<std::string>>()) {

@@ -14,7 +14,8 @@ namespace kubehsm::cli {
 
 // --config, --cert-dir, --kubeconfig-dir, --node-name, --advertise-address (and
 // --apiserver-advertise-address), --apiserver-bind-port, --control-plane-endpoint, --service-cidr,
-// --service-dns-domain, --apiserver-cert-extra-sans, --encryption-algorithm, --overwrite.
+// --service-dns-domain, --apiserver-cert-extra-sans, --encryption-algorithm, --kubernetes-version
+// (overrides the config's kubernetesVersion), --overwrite.
 boost::program_options::options_description ClusterConfigFlags(const std::string& title);
 
 // Builds PkiOptions from the flags of ClusterConfigFlags (config file first, flags on top; the cert

@@ -603,6 +603,14 @@ Status ApplyCluster(const YAML::Node& doc, ClusterConfig& config, std::optional<
     return InvalidArgument("field \"ClusterConfiguration.etcd\": local and external are mutually exclusive" + At(external));
   }
 
+  const YAML::Node version = Find(doc, "kubernetesVersion");
+  if (IsSet(version) && !version.Scalar().empty()) {
+    Result<KubernetesVersion> v =
+        ParseKubernetesVersion(version.Scalar(), "field \"ClusterConfiguration.kubernetesVersion\"");
+    if (!v.ok()) return Status(v.status().code(), v.status().message() + At(version));
+    config.kubernetes_version = *v;
+  }
+
   const YAML::Node algo = Find(doc, "encryptionAlgorithm");
   if (IsSet(algo)) {
     const std::optional<KeyType> type = ParseEncryptionAlgorithm(algo.Scalar());
@@ -858,6 +866,14 @@ Status ValidateClusterConfig(const ClusterConfig& c) {
   }
   if (c.encryption_algorithm == KeyType::kEcP521) {
     return InvalidArgument("field \"ClusterConfiguration.encryptionAlgorithm\": ECDSA-P521 is not a kubeadm algorithm");
+  }
+  if (c.kubernetes_version < kOldestKubernetesVersion || c.kubernetes_version > kNewestKubernetesVersion) {
+    return InvalidArgument("field \"ClusterConfiguration.kubernetesVersion\": Kubernetes " +
+                           VersionName(c.kubernetes_version) +
+                           " is not supported (supported: " + SupportedVersionRange() + ")");
+  }
+  if (Status s = CheckEncryptionAlgorithm(c.encryption_algorithm, c.kubernetes_version); !s.ok()) {
+    return s.WithContext("field \"ClusterConfiguration.encryptionAlgorithm\"");
   }
   if (c.cert_dir.empty() || c.cert_dir.front() != '/') {
     return InvalidArgument("field \"ClusterConfiguration.certificatesDir\": " + Quoted(c.cert_dir) +

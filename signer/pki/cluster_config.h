@@ -14,6 +14,7 @@
 
 #include "common/key_type.h"
 #include "common/status.h"
+#include "signer/pki/versions.h"
 
 namespace kubehsm::signer::pki {
 
@@ -36,6 +37,9 @@ struct ClusterConfig {
   // The operator's opt-in (--allow-public-suffix-wildcards, never read from the file) to accept a
   // certSANs wildcard over a public suffix ("*.com", "*.co.uk"); refused by default.
   bool allow_public_suffix_wildcards = false;
+  // kubernetesVersion (minor only; default: the newest supported). Selects the profile
+  // differences of signer/pki/versions.h.
+  KubernetesVersion kubernetes_version = DefaultKubernetesVersion();
 };
 
 // Returns kubeadm's defaults (node name and advertise address detected from this host).
@@ -82,6 +86,9 @@ HostDefaults SystemHostDefaults();
 //    encryptionAlgorithm in v1beta3);
 //  - values are validated as ValidateClusterConfig does; the feature gate PublicKeysECDSA, when
 //    set, overrides encryptionAlgorithm (true: ECDSA-P256, false: RSA-2048);
+//  - kubernetesVersion ("v1.36.0", "1.33.2") must be a version in 1.32..1.36 (labels such as
+//    "stable-1.34" are refused); absent, the newest supported minor is used. ECDSA-P384 as
+//    encryptionAlgorithm is refused below 1.34;
 //  - input over 1 MiB, nesting deeper than 64 levels, or alias bombs are rejected.
 // A host default that cannot be determined is returned as that function's error.
 Result<ClusterConfig> ParseKubeadmConfig(std::string_view yaml, const HostDefaults& host);

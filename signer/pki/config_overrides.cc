@@ -28,6 +28,9 @@ Result<ClusterConfig> ResolveClusterConfig(const std::filesystem::path& config_f
   if (o.service_cidr) c.service_subnet = *o.service_cidr;
   if (o.dns_domain) c.dns_domain = *o.dns_domain;
   for (const auto& s : o.apiserver_extra_sans) c.apiserver_cert_sans.push_back(s);
+  if (o.kubernetes_version) {
+    KH_ASSIGN_OR_RETURN(c.kubernetes_version, ParseKubernetesVersion(*o.kubernetes_version, "--kubernetes-version"));
+  }
   if (o.encryption_algorithm) {
     std::optional<KeyType> t = ParseKeyType(*o.encryption_algorithm);
     if (!t || *t == KeyType::kEcP521) {

@@ -22,6 +22,7 @@ struct ConfigOverrides {
   std::optional<std::string> dns_domain;              // --service-dns-domain
   std::vector<std::string> apiserver_extra_sans;      // --apiserver-cert-extra-sans (appended)
   std::optional<std::string> encryption_algorithm;    // --encryption-algorithm (RSA-2048 ... ECDSA-P384)
+  std::optional<std::string> kubernetes_version;      // --kubernetes-version ("v1.36.0", "1.33")
 };
 
 // Loads `config_file` (empty: kubeadm's defaults), applies `overrides`, and validates the result.

@@ -253,8 +253,9 @@ Status CaPhase(Runner& r) {
       r.Say("[certs] Generating \"" + std::string(ca.file_base) + "\" certificate from the existing token key '" +
             label + "'");
     }
-    Result<X509Ptr> cert = SignAndRecord([&] { return SelfSignCa(*key, CaSpec(ca), r.CaValidity()); },
-                                         r.options.record, {nullptr, ca.name, ca.name, r.operation});
+    Result<X509Ptr> cert =
+        SignAndRecord([&] { return SelfSignCa(*key, CaSpec(ca, r.options.config.kubernetes_version), r.CaValidity()); },
+                      r.options.record, {nullptr, ca.name, ca.name, r.operation});
     Result<std::string> pem = cert.ok() ? CertificateToPem(cert->get()) : Result<std::string>(cert.status());
     Status written = pem.ok() ? r.Write(path, *pem, kCertMode) : pem.status();
     if (!written.ok()) {

@@ -50,12 +50,11 @@ Status WriteKubeconfigs(Runner& r, bool node_set_only) {
   // kubeadm embeds the first certificate of ca.crt, re-encoded.
   KH_ASSIGN_OR_RETURN(std::string ca_pem, CertificateToPem(ca.cert.get()));
   KH_ASSIGN_OR_RETURN(Validity ca_validity, CertificateValidity(ca.cert.get()));
-  KH_ASSIGN_OR_RETURN(std::string cp_url, ControlPlaneUrl(opts.config));
-  const std::string local_url = LocalApiUrl(opts.config);
+  KH_RETURN_IF_ERROR(ControlPlaneUrl(opts.config).status());
   for (const KubeconfigProfile& kc : KubeconfigProfiles()) {
     if (node_set_only && kc.init_only) continue;
     const auto path = opts.kubeconfig_dir / kc.file_name;
-    const std::string server = kc.local_endpoint ? local_url : cp_url;
+    KH_ASSIGN_OR_RETURN(const std::string server, KubeconfigServerUrl(kc, opts.config));
     const CertSpec spec = KubeconfigClientSpec(kc, opts.config);
     if (PathExists(path)) {
       KH_ASSIGN_OR_RETURN(std::string text, ReadFileBounded(path, kMaxPemFileBytes));

@@ -294,6 +294,32 @@ struct RenewItem {
   CertSpec spec;
 };
 
+// Without a config the cluster's Kubernetes version is unknown: the subject O the leaf's profile has
+// in any supported version is accepted and kept (kubeadm's `certs renew` keeps the subject too);
+// anything else is answered with the newest version's O, so the difference is reported.
+std::vector<std::string> OrganizationsWithoutConfig(const LeafProfile& leaf, const std::vector<std::string>& have) {
+  for (int minor = kOldestKubernetesVersion.minor; minor <= kNewestKubernetesVersion.minor; ++minor) {
+    if (LeafOrganizations(leaf, KubernetesVersion{minor}) == have) return have;
+  }
+  return LeafOrganizations(leaf, DefaultKubernetesVersion());
+}
+
+// The O of `leaf` per supported version, grouped: "[kubeadm:cluster-admins] (1.32..1.35) or [] (1.36)";
+// "" when it is the same in every supported version.
+std::string OrganizationsByVersion(const LeafProfile& leaf) {
+  std::string out;
+  int first = kOldestKubernetesVersion.minor;
+  for (int minor = first; minor <= kNewestKubernetesVersion.minor; ++minor) {
+    const auto o = LeafOrganizations(leaf, KubernetesVersion{minor});
+    if (minor < kNewestKubernetesVersion.minor && LeafOrganizations(leaf, KubernetesVersion{minor + 1}) == o) continue;
+    if (first == kOldestKubernetesVersion.minor && minor == kNewestKubernetesVersion.minor) return "";
+    out += (out.empty() ? "" : " or ") + NameList(o) + " (" + VersionName(KubernetesVersion{first}) +
+           (first == minor ? "" : ".." + VersionName(KubernetesVersion{minor})) + ")";
+    first = minor + 1;
+  }
+  return out;
+}
+
 // What the certificate must say: the profile under the config, or (without a config) the
 // profile's fixed parts with the configuration-dependent ones taken from `have`.
 Result<CertSpec> WantedSpec(const RenewItem& item, const CertSpec& have, const ClusterConfig& config,
@@ -303,7 +329,7 @@ Result<CertSpec> WantedSpec(const RenewItem& item, const CertSpec& have, const C
   if (config_given) return LeafSpec(leaf, config, nullptr);
   CertSpec want;
   want.common_name = leaf.common_name.empty() ? have.common_name : std::string(leaf.common_name);
-  for (auto o : leaf.organizations) want.organizations.emplace_back(o);
+  want.organizations = OrganizationsWithoutConfig(leaf, have.organizations);
   want.ext_key_usages = leaf.ext_key_usages;
   if (leaf.sans == SanRule::kNone) return want;
   want.sans = have.sans;
@@ -372,7 +398,18 @@ std::vector<std::string> CheckRenewable(RenewItem& item, const X509* old, const 
   }
   want->is_ca = false;
   Normalize(want->sans);
-  DiffSpecs(*have, *want, problems);
+  // An O that the leaf's profile has in another supported Kubernetes version (a 1.35
+  // apiserver-kubelet-client renewed under a 1.36 config) is a version change of the profile, not a
+  // deviation: the certificate is re-issued with the O of the config's version.
+  CertSpec compared = *have;
+  if (item.leaf != nullptr && OrganizationsWithoutConfig(*item.leaf, have->organizations) == have->organizations) {
+    compared.organizations = want->organizations;
+  } else if (item.leaf != nullptr && !renew.config_given && !OrganizationsByVersion(*item.leaf).empty()) {
+    // Without a config the version is unknown: name what each version's profile wants.
+    problems.push_back("O " + NameList(have->organizations) + ", profile wants " + OrganizationsByVersion(*item.leaf));
+    compared.organizations = want->organizations;
+  }
+  DiffSpecs(compared, *want, problems);
   item.spec = std::move(*want);
   return problems;
 }
@@ -637,7 +674,9 @@ std::vector<VerifyItem> VerifyPki(const fs::path& cert_dir, const fs::path& kube
         check_cn = true;
       } else {
         want.common_name = leaf.common_name;
-        for (auto o : leaf.organizations) want.organizations.emplace_back(o);
+        Result<CertSpec> have = SpecFromCertificate(cert->get());
+        want.organizations =
+            OrganizationsWithoutConfig(leaf, have.ok() ? have->organizations : std::vector<std::string>{});
         want.ext_key_usages = leaf.ext_key_usages;
         if (leaf.sans == SanRule::kApiServer) {
           want.sans.dns = {"kubernetes", "kubernetes.default", "kubernetes.default.svc"};

@@ -217,8 +217,11 @@ Result<SanSet> ComputeSans(SanRule rule, const ClusterConfig& config, std::vecto
     case SanRule::kNone:
       return set;
     case SanRule::kApiServer: {
-      set.dns = {config.node_name, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                 "kubernetes.default.svc." + config.dns_domain};
+      // From 1.34 an empty node name / DNS domain adds no SAN (signer/pki/versions.h).
+      const bool omit_empty = HasChange(config.kubernetes_version, VersionChange::kOmitEmptySanNames);
+      set.dns = {"kubernetes", "kubernetes.default", "kubernetes.default.svc"};
+      if (!omit_empty || !config.node_name.empty()) set.dns.push_back(config.node_name);
+      if (!omit_empty || !config.dns_domain.empty()) set.dns.push_back("kubernetes.default.svc." + config.dns_domain);
       KH_ASSIGN_OR_RETURN(std::string svc, FirstServiceIp(config.service_subnet));
       set.ips.push_back(svc);
       const std::string adv = ParseIp(config.advertise_address);
@@ -238,7 +241,10 @@ Result<SanSet> ComputeSans(SanRule rule, const ClusterConfig& config, std::vecto
     }
     case SanRule::kEtcdServer:
     case SanRule::kEtcdPeer: {
-      set.dns = {config.node_name, "localhost"};
+      set.dns = {"localhost"};
+      if (!HasChange(config.kubernetes_version, VersionChange::kOmitEmptySanNames) || !config.node_name.empty()) {
+        set.dns.push_back(config.node_name);
+      }
       const std::string adv = ParseIp(config.advertise_address);
       if (adv.empty()) return InvalidArgument("invalid advertise address '" + config.advertise_address + "'");
       set.ips = {FormatIp(adv), "127.0.0.1", "::1"};
@@ -251,19 +257,31 @@ Result<SanSet> ComputeSans(SanRule rule, const ClusterConfig& config, std::vecto
   return set;
 }
 
-CertSpec CaSpec(const CaProfile& ca) {
+CertSpec CaSpec(const CaProfile& ca) { return CaSpec(ca, DefaultKubernetesVersion()); }
+
+CertSpec CaSpec(const CaProfile& ca, KubernetesVersion v) {
   CertSpec spec;
   spec.common_name = ca.common_name;
   spec.is_ca = true;
-  spec.sans.dns = {std::string(ca.common_name)};
+  if (!ca.common_name.empty() || !HasChange(v, VersionChange::kCaDnsSanOnlyFromNonEmptyCn)) {
+    spec.sans.dns = {std::string(ca.common_name)};
+  }
   return spec;
+}
+
+std::vector<std::string> LeafOrganizations(const LeafProfile& leaf, KubernetesVersion v) {
+  if (leaf.name == "apiserver-kubelet-client" &&
+      HasChange(v, VersionChange::kApiserverKubeletClientWithoutOrganization)) {
+    return {};
+  }
+  return {leaf.organizations.begin(), leaf.organizations.end()};
 }
 
 Result<CertSpec> LeafSpec(const LeafProfile& leaf, const ClusterConfig& config, std::vector<std::string>* warnings) {
   CertSpec spec;
   spec.common_name = leaf.common_name.empty() ? config.node_name : std::string(leaf.common_name);
   if (spec.common_name.empty()) return InvalidArgument("the node name is empty");
-  for (auto o : leaf.organizations) spec.organizations.emplace_back(o);
+  spec.organizations = LeafOrganizations(leaf, config.kubernetes_version);
   spec.ext_key_usages = leaf.ext_key_usages;
   KH_ASSIGN_OR_RETURN(spec.sans, ComputeSans(leaf.sans, config, warnings));
   return spec;
@@ -293,6 +311,13 @@ Result<std::string> ControlPlaneUrl(const ClusterConfig& config) {
 
 std::string LocalApiUrl(const ClusterConfig& config) {
   return "https://" + UrlHost(config.advertise_address) + ":" + std::to_string(config.bind_port);
+}
+
+Result<std::string> KubeconfigServerUrl(const KubeconfigProfile& kc, const ClusterConfig& config) {
+  const bool kubelet_local =
+      kc.file_name == "kubelet.conf" && HasChange(config.kubernetes_version, VersionChange::kKubeletConfLocalEndpoint);
+  if (kc.local_endpoint || kubelet_local) return LocalApiUrl(config);
+  return ControlPlaneUrl(config);
 }
 
 }  // namespace kubehsm::signer::pki

@@ -117,8 +117,14 @@ Result<std::pair<std::string, int>> SplitHostPort(std::string_view endpoint);
 // The SANs of a leaf per spec §1.1 / §1.2; warnings collect dropped certSANs entries.
 Result<SanSet> ComputeSans(SanRule rule, const ClusterConfig& config, std::vector<std::string>* warnings);
 
-// The full spec of a CA / leaf / kubeconfig client certificate under `config`.
+// The subject O of `leaf` at Kubernetes version `v` (apiserver-kubelet-client loses
+// kubeadm:cluster-admins in 1.36; see signer/pki/versions.h).
+std::vector<std::string> LeafOrganizations(const LeafProfile& leaf, KubernetesVersion v);
+
+// The full spec of a CA / leaf / kubeconfig client certificate under `config`. CaSpec without a
+// version is the newest supported version's (the CA profile differs only for an empty CN).
 CertSpec CaSpec(const CaProfile& ca);
+CertSpec CaSpec(const CaProfile& ca, KubernetesVersion v);
 Result<CertSpec> LeafSpec(const LeafProfile& leaf, const ClusterConfig& config, std::vector<std::string>* warnings);
 CertSpec KubeconfigClientSpec(const KubeconfigProfile& kc, const ClusterConfig& config);
 
@@ -126,5 +132,10 @@ CertSpec KubeconfigClientSpec(const KubeconfigProfile& kc, const ClusterConfig& 
 // address, bindPort when no port is given) and the local endpoint. IPv6 hosts are bracketed.
 Result<std::string> ControlPlaneUrl(const ClusterConfig& config);
 std::string LocalApiUrl(const ClusterConfig& config);
+
+// The `server` of kubeconfig `kc` under `config`: the local endpoint for controller-manager and
+// scheduler, and (from 1.33, see signer/pki/versions.h) for kubelet.conf; the control-plane
+// endpoint otherwise. Fails as ControlPlaneUrl does.
+Result<std::string> KubeconfigServerUrl(const KubeconfigProfile& kc, const ClusterConfig& config);
 
 }  // namespace kubehsm::signer::pki

@@ -186,8 +186,8 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
         } else if (!SamePublicKey(key->get(), item.csr.public_key.get())) {
           problems.Add(item.out_path, "its client-key-data is not the key of " + item.csr_path.filename().string());
         } else {
-          Result<std::string> cp_url = ControlPlaneUrl(config);
-          const std::string want_server = kc.local_endpoint ? LocalApiUrl(config) : (cp_url.ok() ? *cp_url : "");
+          Result<std::string> url = KubeconfigServerUrl(kc, config);
+          const std::string want_server = url.ok() ? *url : "";
           if (creds->server != want_server) {
             say("[sign-dir] WARNING: " + item.out_path.string() + " uses server " + creds->server +
                 ", the config gives " + want_server);

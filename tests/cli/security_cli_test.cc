@@ -48,8 +48,11 @@ class SecurityCliTest : public ::testing::Test {
   fs::path Pki() const { return Node() / "pki"; }
   fs::path AuditLog() const { return token_->dir() / "audit.log"; }
   void InitOk() {
+    // Pinned to Kubernetes 1.32 (apiserver-kubelet-client with O=kubeadm:cluster-admins), which the
+    // renew tests below check the subject of.
     auto r = Kubehsm({"init", "--cert-dir", Pki().string(), "--kubeconfig-dir", Node().string(), "--node-name", "cp1",
-                      "--advertise-address", "192.0.2.1", "--encryption-algorithm", "ECDSA-P256"});
+                      "--advertise-address", "192.0.2.1", "--encryption-algorithm", "ECDSA-P256",
+                      "--kubernetes-version", "v1.32.0"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   ProcessResult Renew(const std::string& name) {

@@ -115,7 +115,7 @@ networking:
   serviceSubnet: "10.96.0.0/16"
   podSubnet: "10.244.0.0/24"
   dnsDomain: "cluster.example"
-kubernetesVersion: "v1.31.0"
+kubernetesVersion: "v1.34.0"
 controlPlaneEndpoint: "10.100.0.1:6443"
 apiServer:
   extraArgs:
@@ -225,7 +225,7 @@ networking:
   serviceSubnet: "fd00:10:96::/112,10.96.0.0/12"
   podSubnet: "10.244.0.0/16"
   dnsDomain: "cluster.local"
-kubernetesVersion: "v1.28.0"
+kubernetesVersion: "v1.32.0"
 controlPlaneEndpoint: "k8s-api.example.com"
 apiServer:
   extraArgs:
@@ -307,7 +307,7 @@ etcd:
     dataDir: /var/lib/etcd
 imageRepository: registry.k8s.io
 kind: ClusterConfiguration
-kubernetesVersion: 1.31.0
+kubernetesVersion: 1.32.0
 networking:
   dnsDomain: cluster.local
   serviceSubnet: 10.96.0.0/12
@@ -334,6 +334,7 @@ TEST(ConfigTest, ParsesFullV1beta4Config) {
   EXPECT_EQ(c.ca_validity, hours(87600));
   EXPECT_EQ(c.encryption_algorithm, KeyType::kEcP384);
   EXPECT_EQ(c.cert_dir, "/etc/kubernetes/pki-test");
+  EXPECT_EQ(c.kubernetes_version, KubernetesVersion{34});
 }
 
 TEST(ConfigTest, ParsesFullV1beta3Config) {

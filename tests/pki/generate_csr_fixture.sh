@@ -2,7 +2,10 @@
 # Builds, with the openssl CLI only, exactly what
 #   kubeadm certs generate-csr --config CONFIG --cert-dir OUT/pki --kubeconfig-dir OUT
 # leaves behind (kubeadm is not a Debian package; spec kubeadm-pki.md §6). Used by the sign-dir
-# tests. Usage: generate_csr_fixture.sh OUT NODE_NAME ADVERTISE_ADDRESS [ec|rsa]
+# tests. Usage: generate_csr_fixture.sh OUT NODE_NAME ADVERTISE_ADDRESS [ec|rsa] [MINOR]
+# MINOR (default 36, kubehsm's default version) is the kubeadm 1.MINOR being mirrored: from 36
+# the apiserver-kubelet-client CSR has CN only (no O=kubeadm:cluster-admins; spec
+# kubeadm-versions.md), up to 35 it is O=kubeadm:cluster-admins + CN.
 #
 # How it mirrors kubeadm (cmd/kubeadm/app/phases/certs + kubeconfig, CreateCSR / WriteCSR):
 #  - one fresh key per file, of the cluster's encryptionAlgorithm: `ec` = ECDSA-P256 (kubeadm
@@ -25,7 +28,7 @@
 # ADVERTISE_ADDRESS (port 6443), no controlPlaneEndpoint, serviceSubnet 10.96.0.0/12, dnsDomain
 # cluster.local, clusterName kubernetes, no extra SANs.
 set -euo pipefail
-out=$1 node=$2 adv=$3 algo=${4:-ec}
+out=$1 node=$2 adv=$3 algo=${4:-ec} minor=${5:-36}
 umask 077
 mkdir -p "$out/pki/etcd"
 
@@ -53,7 +56,11 @@ leaf() {  # leaf BASE SUBJECT [SAN]
 
 leaf apiserver "/CN=kube-apiserver" \
   "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:$node,IP:10.96.0.1,IP:$adv"
-leaf apiserver-kubelet-client "/O=kubeadm:cluster-admins/CN=kube-apiserver-kubelet-client"
+if (( minor >= 36 )); then
+  leaf apiserver-kubelet-client "/CN=kube-apiserver-kubelet-client"
+else
+  leaf apiserver-kubelet-client "/O=kubeadm:cluster-admins/CN=kube-apiserver-kubelet-client"
+fi
 leaf front-proxy-client "/CN=front-proxy-client"
 leaf etcd/server "/CN=$node" "DNS:localhost,DNS:$node,IP:$adv,IP:127.0.0.1,IP:::1"
 leaf etcd/peer "/CN=$node" "DNS:localhost,DNS:$node,IP:$adv,IP:127.0.0.1,IP:::1"

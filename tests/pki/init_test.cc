@@ -105,7 +105,9 @@ TEST_F(InitTest, KubeconfigsFollowTheProfiles) {
     EXPECT_EQ(creds->user_name, spec.common_name);
     EXPECT_EQ(creds->cluster_name, "kubernetes");
     EXPECT_EQ(creds->current_context, spec.common_name + "@kubernetes");
-    EXPECT_EQ(creds->server, kc.local_endpoint ? "https://10.0.0.10:6443" : "https://lb.example.com:6443");
+    // Default version (1.36): kubelet.conf too is on the local endpoint (since 1.33).
+    const bool local = kc.local_endpoint || kc.file_name == "kubelet.conf";
+    EXPECT_EQ(creds->server, local ? "https://10.0.0.10:6443" : "https://lb.example.com:6443");
     EXPECT_EQ(creds->ca_pem, CertificateToPem(ca.get()).value());
     auto cert = ParseCertificatePem(creds->client_cert_pem);
     auto key = ParsePrivateKeyPem(creds->client_key_pem);
@@ -121,6 +123,28 @@ TEST_F(InitTest, KubeconfigsFollowTheProfiles) {
     EXPECT_EQ(v.not_before, ca_validity.not_before);
     EXPECT_EQ(v.not_after, std::chrono::time_point_cast<std::chrono::seconds>(options_.now + std::chrono::hours(8760)));
   }
+}
+
+// kubeadm-versions.md: init writes kubelet.conf on controlPlaneEndpoint in 1.32 and on the local
+// endpoint from 1.33. A re-run with the new version keeps the old kubelet.conf (as with any other
+// server difference) and warns naming the expected server; once removed, it is written anew.
+TEST_F(InitTest, KubeletConfServerFollowsTheVersionAndReRunWarns) {
+  options_.config.control_plane_endpoint = "lb.example.com";
+  options_.config.kubernetes_version = KubernetesVersion{32};
+  ASSERT_TRUE(Init().ok());
+  const fs::path kubelet_conf = dir_.path() / "kubelet.conf";
+  auto server = [&] { return ReadKubeconfig(ReadFileBounded(kubelet_conf, 1 << 20).value())->server; };
+  EXPECT_EQ(server(), "https://lb.example.com:6443");
+  options_.config.kubernetes_version = KubernetesVersion{33};
+  ASSERT_TRUE(Init().ok());
+  EXPECT_TRUE(Said("[kubeconfig] WARNING: " + kubelet_conf.string() +
+                   " uses server https://lb.example.com:6443, expected https://10.0.0.10:6443"));
+  EXPECT_EQ(server(), "https://lb.example.com:6443");
+  fs::remove(kubelet_conf);
+  ASSERT_TRUE(Init().ok());
+  EXPECT_EQ(server(), "https://10.0.0.10:6443");
+  EXPECT_EQ(ReadKubeconfig(ReadFileBounded(dir_.path() / "admin.conf", 1 << 20).value())->server,
+            "https://lb.example.com:6443");
 }
 
 TEST_F(InitTest, RerunChangesNothingAndSaysSo) {

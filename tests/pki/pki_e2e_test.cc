@@ -354,5 +354,186 @@ TEST_F(PkiE2eTest, HelpAndUsageErrors) {
   EXPECT_EQ(Kubehsm({"init", "--encryption-algorithm", "DSA"}).exit_code, 2);
 }
 
+// kubeadm-versions.md, per supported minor, through the real binary: the subject of
+// apiserver-kubelet-client (O=kubeadm:cluster-admins up to 1.35, CN only in 1.36) and the server
+// of kubelet.conf (controlPlaneEndpoint in 1.32, the local endpoint from 1.33); everything else
+// is the same. `pki verify --config` accepts each version's output under its own config.
+TEST_F(PkiE2eTest, InitFollowsTheKubernetesVersionPerMinor) {
+  struct Case {
+    std::string option;  // --kubernetes-version, or "" for the default
+    std::string subject;
+    std::string kubelet_server;
+  };
+  const std::string with_o = "subject=O = kubeadm:cluster-admins, CN = kube-apiserver-kubelet-client\n";
+  const std::string cn_only = "subject=CN = kube-apiserver-kubelet-client\n";
+  const std::string lb = "https://lb.example.com:6443";
+  const std::string local = "https://127.0.0.1:6443";
+  for (const Case& c : {Case{"v1.32.6", with_o, lb}, Case{"1.33.0", with_o, local}, Case{"v1.34.1", with_o, local},
+                        Case{"v1.35", with_o, local}, Case{"v1.36.2", cn_only, local}, Case{"", cn_only, local}}) {
+    SCOPED_TRACE(c.option.empty() ? "default" : c.option);
+    const std::string node = "cp" + (c.option.empty() ? std::string("default") : c.option);
+    std::vector<std::string> args = {"init",
+                                     "--cert-dir",
+                                     CertDir(node).string(),
+                                     "--kubeconfig-dir",
+                                     KubeDir(node).string(),
+                                     "--node-name",
+                                     "cp1",
+                                     "--advertise-address",
+                                     "127.0.0.1",
+                                     "--control-plane-endpoint",
+                                     "lb.example.com",
+                                     "--encryption-algorithm",
+                                     "ECDSA-P256",
+                                     "--overwrite"};
+    if (!c.option.empty()) {
+      args.push_back("--kubernetes-version");
+      args.push_back(c.option);
+    }
+    ProcessResult r = Kubehsm(args);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    ProcessResult subject = RunProcess({"openssl", "x509", "-noout", "-subject", "-nameopt", "oneline", "-in",
+                                        (CertDir(node) / "apiserver-kubelet-client.crt").string()});
+    ASSERT_EQ(subject.exit_code, 0) << subject.err;
+    EXPECT_EQ(subject.out, c.subject);
+    for (const KubeconfigProfile& kc : KubeconfigProfiles()) {
+      ProcessResult view =
+          RunProcess({"kubectl", "config", "view", "--kubeconfig", (KubeDir(node) / kc.file_name).string(), "-o",
+                      "jsonpath={.clusters[0].cluster.server}"});
+      ASSERT_EQ(view.exit_code, 0) << kc.file_name << ": " << view.err;
+      std::string want = kc.local_endpoint ? local : lb;
+      if (kc.file_name == "kubelet.conf") want = c.kubelet_server;
+      EXPECT_EQ(view.out, want) << kc.file_name;
+    }
+    // The admin kubeconfig keeps O=kubeadm:cluster-admins at every version.
+    auto admin = ReadKubeconfig(Read(KubeDir(node) / "admin.conf"));
+    ASSERT_TRUE(admin.ok());
+    ASSERT_TRUE(WriteFileAtomic(dir_.path() / "admin.crt", admin->client_cert_pem, 0600).ok());
+    ProcessResult admin_subject = RunProcess(
+        {"openssl", "x509", "-noout", "-subject", "-nameopt", "oneline", "-in", (dir_.path() / "admin.crt").string()});
+    EXPECT_EQ(admin_subject.out, "subject=O = kubeadm:cluster-admins, CN = kubernetes-admin\n");
+    // Without a config `pki verify` accepts every supported version's subject.
+    ProcessResult verify =
+        Kubehsm({"pki", "verify", "--cert-dir", CertDir(node).string(), "--kubeconfig-dir", KubeDir(node).string()});
+    EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  }
+}
+
+// Upgrade 1.35 -> 1.36: `certs renew` with the 1.36 config re-issues apiserver-kubelet-client
+// without O; with the 1.35 config it keeps O. `pki verify --config` follows the config's version.
+TEST_F(PkiE2eTest, RenewWithA136ConfigDropsTheOrganizationOfApiserverKubeletClient) {
+  auto config = [&](const std::string& version) {
+    const fs::path p = dir_.path() / ("kubeadm-" + version + ".yaml");
+    EXPECT_TRUE(WriteFileAtomic(p,
+                                "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n"
+                                "  name: cp1\nlocalAPIEndpoint:\n  advertiseAddress: 127.0.0.1\n---\n"
+                                "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n"
+                                "encryptionAlgorithm: ECDSA-P256\ncertificatesDir: " +
+                                    CertDir("cp1").string() + "\nkubernetesVersion: " + version + "\n",
+                                0600)
+                    .ok());
+    return p.string();
+  };
+  const std::string v135 = config("v1.35.0");
+  const std::string v136 = config("v1.36.0");
+  ProcessResult init = Kubehsm({"init", "--config", v135, "--kubeconfig-dir", KubeDir("cp1").string()});
+  ASSERT_EQ(init.exit_code, 0) << init.out << init.err;
+  auto subject = [&] {
+    return RunProcess({"openssl", "x509", "-noout", "-subject", "-nameopt", "oneline", "-in",
+                       (CertDir("cp1") / "apiserver-kubelet-client.crt").string()})
+        .out;
+  };
+  EXPECT_EQ(subject(), "subject=O = kubeadm:cluster-admins, CN = kube-apiserver-kubelet-client\n");
+  auto verify = [&](const std::string& cfg) {
+    return Kubehsm({"pki", "verify", "--cert-dir", CertDir("cp1").string(), "--kubeconfig-dir", KubeDir("cp1").string(),
+                    "--config", cfg});
+  };
+  EXPECT_EQ(verify(v135).exit_code, 0) << verify(v135).out;
+  ProcessResult mismatch = verify(v136);
+  EXPECT_EQ(mismatch.exit_code, 2);
+  EXPECT_NE(mismatch.out.find("FAIL    apiserver-kubelet-client "), std::string::npos) << mismatch.out;
+
+  ProcessResult same = Kubehsm({"certs", "renew", "apiserver-kubelet-client", "--cert-dir", CertDir("cp1").string(),
+                                "--kubeconfig-dir", KubeDir("cp1").string(), "--config", v135});
+  ASSERT_EQ(same.exit_code, 0) << same.out << same.err;
+  EXPECT_EQ(subject(), "subject=O = kubeadm:cluster-admins, CN = kube-apiserver-kubelet-client\n");
+
+  ProcessResult upgraded = Kubehsm({"certs", "renew", "apiserver-kubelet-client", "--cert-dir", CertDir("cp1").string(),
+                                    "--kubeconfig-dir", KubeDir("cp1").string(), "--config", v136});
+  ASSERT_EQ(upgraded.exit_code, 0) << upgraded.out << upgraded.err;
+  EXPECT_EQ(subject(), "subject=CN = kube-apiserver-kubelet-client\n");
+  EXPECT_EQ(verify(v136).exit_code, 0) << verify(v136).out;
+  // Without --config renew keeps the subject it finds (any supported version's profile).
+  ProcessResult keep = Kubehsm({"certs", "renew", "apiserver-kubelet-client", "--cert-dir", CertDir("cp1").string(),
+                                "--kubeconfig-dir", KubeDir("cp1").string()});
+  ASSERT_EQ(keep.exit_code, 0) << keep.out << keep.err;
+  EXPECT_EQ(subject(), "subject=CN = kube-apiserver-kubelet-client\n");
+  // An O of no version's profile is refused without a config, naming what each version wants.
+  const fs::path crt = CertDir("cp1") / "apiserver-kubelet-client.crt";
+  ProcessResult plant = RunProcess({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                                    "-nodes", "-days", "30", "-keyout", (dir_.path() / "p.key").string(), "-out",
+                                    crt.string(), "-subj", "/O=system:masters/CN=kube-apiserver-kubelet-client"});
+  ASSERT_EQ(plant.exit_code, 0) << plant.err;
+  const std::string planted = Read(crt);
+  ProcessResult refused = Kubehsm({"certs", "renew", "apiserver-kubelet-client", "--cert-dir", CertDir("cp1").string(),
+                                   "--kubeconfig-dir", KubeDir("cp1").string()});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("O [system:masters], profile wants [kubeadm:cluster-admins] (1.32..1.35) or [] (1.36)"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_EQ(Read(crt), planted);  // nothing renewed
+}
+
+// ECDSA-P384 is refused below 1.34 (nothing written) and accepted from 1.34; a version outside
+// 1.32..1.36 or a label is refused naming the range; --help states the default, 1.36.
+TEST_F(PkiE2eTest, KubernetesVersionRefusalsAndDefault) {
+  for (const std::string minor : {"32", "33"}) {
+    const std::string node = "p384-" + minor;
+    ProcessResult r = Kubehsm({"init", "--cert-dir", CertDir(node).string(), "--kubeconfig-dir", KubeDir(node).string(),
+                               "--node-name", "cp1", "--advertise-address", "127.0.0.1", "--encryption-algorithm",
+                               "ECDSA-P384", "--kubernetes-version", "v1." + minor + ".0"});
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_EQ(r.err,
+              "kubehsm: error: field \"ClusterConfiguration.encryptionAlgorithm\": ECDSA-P384 needs Kubernetes "
+              "1.34 or newer (the cluster is 1." +
+                  minor + ")\n");
+    EXPECT_FALSE(fs::exists(KubeDir(node))) << "nothing is written";
+  }
+  for (const std::string minor : {"34", "36"}) {
+    // --overwrite: the second run reuses the token's (P-384) CA keys for a new directory.
+    const std::string node = "p384-" + minor;
+    ProcessResult r = Kubehsm({"init", "--cert-dir", CertDir(node).string(), "--kubeconfig-dir", KubeDir(node).string(),
+                               "--node-name", "cp1", "--advertise-address", "127.0.0.1", "--encryption-algorithm",
+                               "ECDSA-P384", "--kubernetes-version", "v1." + minor + ".0", "--overwrite"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    ProcessResult text = RunProcess({"openssl", "x509", "-noout", "-text", "-in", (CertDir(node) / "ca.crt").string()});
+    EXPECT_NE(text.out.find("NIST CURVE: P-384"), std::string::npos) << text.out;
+  }
+  for (const std::string bad : {"v1.31.0", "1.37", "stable-1.34"}) {
+    ProcessResult r =
+        Kubehsm({"init", "--cert-dir", CertDir("bad").string(), "--kubeconfig-dir", KubeDir("bad").string(),
+                 "--node-name", "cp1", "--advertise-address", "127.0.0.1", "--kubernetes-version", bad});
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
+    EXPECT_TRUE(r.err.starts_with("kubehsm: error: --kubernetes-version: ")) << r.err;
+    EXPECT_NE(r.err.find("1.32..1.36"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_FALSE(fs::exists(KubeDir("bad")));
+  }
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"init", "--help"}, {"certs", "issue", "--help"}}) {
+    ProcessResult help = Kubehsm(args);
+    ASSERT_EQ(help.exit_code, 0);
+    EXPECT_NE(help.out.find("--kubernetes-version"), std::string::npos) << help.out;
+    // boost wraps the description: compare with runs of blanks collapsed.
+    std::string flat;
+    for (char ch : help.out) {
+      const bool blank = ch == ' ' || ch == '\n';
+      if (!blank || flat.empty() || flat.back() != ' ') flat += blank ? ' ' : ch;
+    }
+    EXPECT_NE(flat.find("supported 1.32..1.36; default: the config's kubernetesVersion, else 1.36)"), std::string::npos)
+        << help.out;
+  }
+}
+
 }  // namespace
 }  // namespace kubehsm::signer::pki

@@ -64,18 +64,20 @@ class SignDirTest : public testutil::KubehsmCaFixture {
   fs::path Node(const std::string& name = "node") const { return dir() / name; }
 
   // The node side: `kubeadm certs generate-csr --cert-dir <node>/pki --kubeconfig-dir <node>`.
-  void GenerateCsrs(const fs::path& node, const std::string& node_name = "cp1") {
+  // `minor` is the kubeadm 1.<minor> mirrored (the tests about something else pin 1.32).
+  void GenerateCsrs(const fs::path& node, const std::string& node_name = "cp1", int minor = 32) {
     auto r = RunProcess({"bash", (SourceDir() / "tests/pki/generate_csr_fixture.sh").string(), node.string(), node_name,
-                         "192.0.2.1", "ec"});
+                         "192.0.2.1", "ec", std::to_string(minor)});
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   // The kubeadm config the node ran generate-csr with.
-  fs::path Config(const std::string& node_name = "cp1") const {
+  fs::path Config(const std::string& node_name = "cp1", const std::string& version = "v1.32.0") const {
     const fs::path p = dir() / ("kubeadm-" + node_name + ".yaml");
     WriteTestFile(
         p, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: " + node_name +
                "\nlocalAPIEndpoint:\n  advertiseAddress: 192.0.2.1\n---\napiVersion: kubeadm.k8s.io/v1beta4\n"
-               "kind: ClusterConfiguration\nencryptionAlgorithm: ECDSA-P256\n");
+               "kind: ClusterConfiguration\nencryptionAlgorithm: ECDSA-P256\nkubernetesVersion: " +
+               version + "\n");
     return p;
   }
   std::vector<std::string> SignDirArgs(const fs::path& node, const std::string& node_name = "cp1") const {
@@ -179,6 +181,50 @@ TEST_F(SignDirTest, SignsFullGenerateCsrLayoutForKubeadmExternalCaMode) {
     ASSERT_NE(it, by_serial.end()) << name << " is not in the ledger";
     EXPECT_EQ(it->second.operation, "sign-dir");
     EXPECT_EQ(it->second.cert_pem, pem) << name;
+  }
+}
+
+// kubeadm-versions.md: apiserver-kubelet-client is O=kubeadm:cluster-admins + CN up to 1.35 and CN
+// only in 1.36. sign-dir accepts the CSR that matches the config's kubernetesVersion and refuses
+// the other one, for every supported minor; the signed certificate carries the subject of the
+// config's version, and `pki verify --config` agrees.
+TEST_F(SignDirTest, ApiserverKubeletClientCsrSubjectFollowsTheConfigsKubernetesVersion) {
+  for (int csr_minor : {35, 36}) {
+    for (int config_minor : {32, 33, 34, 35, 36}) {
+      const std::string label = "csr-1." + std::to_string(csr_minor) + "-config-1." + std::to_string(config_minor);
+      SCOPED_TRACE(label);
+      const fs::path node = Node(label);
+      GenerateCsrs(node, "cp1", csr_minor);
+      const std::string config = Config("cp1", "v1." + std::to_string(config_minor) + ".0").string();
+      auto r = Kubehsm({"certs", "sign-dir", "--config", config, "--cert-dir", (node / "pki").string(),
+                        "--kubeconfig-dir", node.string(), "--ca-dir", ca_dir().string()});
+      const bool csr_has_o = csr_minor <= 35;
+      const bool config_wants_o = config_minor <= 35;
+      if (csr_has_o == config_wants_o) {
+        ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+        auto cert = ParseCertificatePem(ReadTestFile(node / "pki" / "apiserver-kubelet-client.crt"));
+        ASSERT_TRUE(cert.ok()) << cert.status().message();
+        auto subject = RunProcess({"openssl", "x509", "-noout", "-subject", "-nameopt", "oneline", "-in",
+                                   (node / "pki" / "apiserver-kubelet-client.crt").string()});
+        ASSERT_EQ(subject.exit_code, 0) << subject.err;
+        EXPECT_EQ(subject.out, config_wants_o
+                                   ? "subject=O = kubeadm:cluster-admins, CN = kube-apiserver-kubelet-client\n"
+                                   : "subject=CN = kube-apiserver-kubelet-client\n");
+        auto verify = Kubehsm({"pki", "verify", "--cert-dir", (node / "pki").string(), "--kubeconfig-dir",
+                               node.string(), "--config", config});
+        EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+      } else {
+        EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+        const std::string want =
+            config_wants_o ? "apiserver-kubelet-client.csr: disallowed O []: profile 'apiserver-kubelet-client' "
+                             "requires [kubeadm:cluster-admins]"
+                           : "apiserver-kubelet-client.csr: disallowed O [kubeadm:cluster-admins]: profile "
+                             "'apiserver-kubelet-client' requires []";
+        EXPECT_NE(r.err.find(want), std::string::npos) << r.err;
+        EXPECT_FALSE(fs::exists(node / "pki" / "apiserver-kubelet-client.crt"));
+        EXPECT_FALSE(fs::exists(node / "pki" / "apiserver.crt")) << "a refused run signs nothing";
+      }
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 # signer/pki suites (issue 3). Included from tests/CMakeLists.txt.
 kubehsm_test(pki_profiles_test LABEL unit SOURCES pki/profiles_test.cc LIBS kubehsm::pki)
+kubehsm_test(pki_versions_test LABEL unit SOURCES pki/versions_test.cc LIBS kubehsm::pki)
 kubehsm_test(pki_certificates_test LABEL unit SOURCES pki/certificates_test.cc LIBS kubehsm::pki)
 # kubeadm config / kubeconfig YAML suites and common/base64.
 kubehsm_test(pki_config_test LABEL unit SOURCES pki/config_test.cc LIBS kubehsm::pki)
