@@ -83,20 +83,6 @@ Result<std::string> FindConfigFile(const std::string& explicit_path) {
   return std::string();
 }
 
-// Why `st` may have been written by someone other than root or the running user ("" if not).
-std::string WritableByOthers(const struct stat& st) {
-  char mode[8];
-  std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-  if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
-    return "is owned by uid " + std::to_string(st.st_uid) + ", not root or the running user";
-  }
-  if ((st.st_mode & S_IWOTH) != 0) return std::string("is world-writable (mode ") + mode + ")";
-  if ((st.st_mode & S_IWGRP) != 0 && st.st_gid != 0) {
-    return "is writable by group " + std::to_string(st.st_gid) + " (mode " + mode + ")";
-  }
-  return "";
-}
-
 // The config file names the module kubehsm dlopens, so whoever can write it runs code as us: it
 // must be owned by root or the running user and not writable by others, and so must its
 // directory unless that is sticky (/tmp-like: others cannot replace our file there). /dev/null
@@ -106,7 +92,7 @@ Status CheckConfigFileTrusted(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0) return PermissionDenied("cannot stat config file " + path);
   if (S_ISCHR(st.st_mode) && st.st_uid == 0 && st.st_rdev == makedev(1, 3)) return OkStatus();  // /dev/null
   if (!S_ISREG(st.st_mode)) return PermissionDenied("config file " + path + " is not a regular file");
-  if (std::string why = WritableByOthers(st); !why.empty()) {
+  if (std::string why = UntrustedWriterReason(st); !why.empty()) {
     return PermissionDenied("refusing config file " + path + ": it " + why +
                             " (it names the PKCS#11 module to load; chown/chmod go-w it)");
   }
@@ -114,7 +100,7 @@ Status CheckConfigFileTrusted(const std::string& path) {
   struct stat dst {};
   if (::stat(dir.c_str(), &dst) != 0) return PermissionDenied("cannot stat the directory of config file " + path);
   if ((dst.st_mode & S_ISVTX) == 0) {
-    if (std::string why = WritableByOthers(dst); !why.empty()) {
+    if (std::string why = UntrustedWriterReason(dst); !why.empty()) {
       return PermissionDenied("refusing config file " + path + ": its directory " + dir.string() + " " + why);
     }
   }

@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <random>
+#include <string>
 #include <system_error>
 #include <utility>
 
@@ -48,6 +50,19 @@ Status SysError(const std::string& what, const std::filesystem::path& path, int 
 }  // namespace
 
 std::string ErrnoText(int err) { return std::strerror(err); }
+
+std::string UntrustedWriterReason(const struct stat& st) {
+  char mode[8];
+  std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
+    return "is owned by another user (uid " + std::to_string(st.st_uid) + ")";
+  }
+  if ((st.st_mode & S_IWOTH) != 0) return std::string("is world-writable (mode ") + mode + ")";
+  if ((st.st_mode & S_IWGRP) != 0 && st.st_gid != 0) {
+    return "is writable by group " + std::to_string(st.st_gid) + " (mode " + mode + ")";
+  }
+  return "";
+}
 
 Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data, mode_t mode) {
   struct stat st {};

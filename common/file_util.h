@@ -2,6 +2,7 @@
 // refusal of symlinked targets, so a failure never leaves a half-written file behind.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -34,5 +35,10 @@ Status EnsureDirectory(const std::filesystem::path& dir, mode_t mode);
 
 // Returns "<strerror(errno)>" for the given errno value.
 std::string ErrnoText(int err);
+
+// Why a file or directory with status `st` could have been changed by someone other than root or
+// the effective user: owned by another user, world-writable, or writable by a group other than
+// root's. "" when only root or the effective user can write it.
+std::string UntrustedWriterReason(const struct stat& st);
 
 }  // namespace kubehsm

@@ -13,6 +13,7 @@
 #include <string>
 #include <utility>
 
+#include "common/file_util.h"
 #include "hsm/rv.h"
 
 namespace kubehsm::hsm {
@@ -28,21 +29,6 @@ std::string Trim(const unsigned char* p, std::size_t n) {
 void Pad(unsigned char* dst, std::size_t n, const std::string& s) {
   std::memset(dst, ' ', n);
   std::memcpy(dst, s.data(), std::min(n, s.size()));
-}
-
-// Who may have written `st`: root or the running user own it, and neither others nor a group
-// other than root may write it. Returns the reason when not.
-std::string UntrustedReason(const struct stat& st) {
-  char mode[8];
-  std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-  if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
-    return "is owned by uid " + std::to_string(st.st_uid) + ", not root or the running user";
-  }
-  if ((st.st_mode & S_IWOTH) != 0) return std::string("is world-writable (mode ") + mode + ")";
-  if ((st.st_mode & S_IWGRP) != 0 && st.st_gid != 0) {
-    return "is writable by group " + std::to_string(st.st_gid) + " (mode " + mode + ")";
-  }
-  return "";
 }
 
 }  // namespace
@@ -61,7 +47,7 @@ Status CheckModuleFileTrusted(const std::string& path) {
   for (const auto& [p, what] : checks) {
     struct stat st {};
     if (::stat(p.c_str(), &st) != 0) return NotFound("PKCS#11 module " + path + ": cannot stat " + p.string());
-    const std::string reason = UntrustedReason(st);
+    const std::string reason = UntrustedWriterReason(st);
     if (!reason.empty()) {
       return PermissionDenied("refusing to load PKCS#11 module " + path + ": " +
                               (what.starts_with("directory") ? "its directory " + p.string() + " " : p.string() + " ") +

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/file_util.h"
+
 namespace kubehsm::ledger {
 namespace {
 
@@ -95,24 +97,6 @@ IssuanceRecord ReadRow(const Statement& st) {
   return r;
 }
 
-std::string Octal(mode_t mode) {
-  char buf[8];
-  std::snprintf(buf, sizeof(buf), "%04o", static_cast<unsigned>(mode & 07777));
-  return buf;
-}
-
-// Why `st` may have been written by someone other than root or the effective user ("" if not).
-std::string Untrusted(const struct stat& st) {
-  if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
-    return "is owned by another user (uid " + std::to_string(st.st_uid) + ")";
-  }
-  if ((st.st_mode & S_IWOTH) != 0) return "is world-writable (mode " + Octal(st.st_mode) + ")";
-  if ((st.st_mode & S_IWGRP) != 0 && st.st_gid != 0) {
-    return "is writable by group " + std::to_string(st.st_gid) + " (mode " + Octal(st.st_mode) + ")";
-  }
-  return "";
-}
-
 }  // namespace
 
 Status CheckStateDirectory(const std::filesystem::path& dir) {
@@ -121,7 +105,7 @@ Status CheckStateDirectory(const std::filesystem::path& dir) {
     return PermissionDenied("state directory " + dir.string() + ": " + std::strerror(errno));
   }
   if (!S_ISDIR(st.st_mode)) return PermissionDenied("state directory " + dir.string() + " is not a directory");
-  if (std::string why = Untrusted(st); !why.empty()) {
+  if (std::string why = UntrustedWriterReason(st); !why.empty()) {
     return PermissionDenied("refusing state directory " + dir.string() + ": it " + why +
                             " (whoever can write it can swap the ledger and audit log)");
   }
@@ -136,7 +120,7 @@ Status CheckStateFile(const std::filesystem::path& file) {
   }
   if (S_ISLNK(st.st_mode)) return PermissionDenied("refusing " + file.string() + ": it is a symlink");
   if (!S_ISREG(st.st_mode)) return PermissionDenied("refusing " + file.string() + ": not a regular file");
-  if (std::string why = Untrusted(st); !why.empty()) return PermissionDenied("refusing " + file.string() + ": it " + why);
+  if (std::string why = UntrustedWriterReason(st); !why.empty()) return PermissionDenied("refusing " + file.string() + ": it " + why);
   return OkStatus();
 }
 
