@@ -182,9 +182,10 @@ TEST_F(SaCliTest, RotationKeepsOldTokensAndSwitchesKid) {
   EXPECT_EQ(kids, want);
 
   // Guards: the only active key cannot be retired; the fresh retiree cannot be removed yet.
-  EXPECT_EQ(Kubehsm({"sa", "retire", new_kid}).exit_code, 2);
-  EXPECT_EQ(Kubehsm({"sa", "remove", old_kid}).exit_code, 2);
-  ASSERT_EQ(Kubehsm({"sa", "remove", "--min-retired", "0", old_kid.substr(0, 10)}).exit_code, 0);
+  // kids are base64url and may start with '-': pass them as --key=KID, never as a bare word.
+  EXPECT_EQ(Kubehsm({"sa", "retire", "--key=" + new_kid}).exit_code, 2);
+  EXPECT_EQ(Kubehsm({"sa", "remove", "--key=" + old_kid}).exit_code, 2);
+  ASSERT_EQ(Kubehsm({"sa", "remove", "--min-retired", "0", "--key=" + old_kid.substr(0, 10)}).exit_code, 0);
   EXPECT_EQ(nlohmann::json::parse(Kubehsm({"sa", "jwks"}).out)["keys"].size(), 1u);
   EXPECT_EQ(Kubehsm({"sa", "verify", "--issuer", kIss, "--audience", "vault"}, old_token).exit_code, 11);
 }
@@ -224,7 +225,7 @@ TEST_F(SaCliTest, ImportPublicPublishesUnderOpensslDerivedKid) {
                      "--expires-in", "30d"})
                 .exit_code,
             2);  // already present
-  EXPECT_EQ(Kubehsm({"sa", "activate", "--force", kid.out}).exit_code, 2);  // public only
+  EXPECT_EQ(Kubehsm({"sa", "activate", "--force", "--key=" + kid.out}).exit_code, 2);  // public only
 }
 
 TEST_F(SaCliTest, SignRefusesOversizedAndMalformedClaims) {

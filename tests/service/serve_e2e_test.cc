@@ -522,7 +522,7 @@ TEST_F(ServeTest, RotationByAnotherProcessIsPickedUpWithoutRestart) {
   EXPECT_EQ(VerifyWithOpenSsl(Assemble(claims, r), after.keys), "");
 
   // `sa activate` + SIGHUP: the next Sign uses the new key; the set itself did not change.
-  ProcessResult activated = Kubehsm({"sa", "activate", "--force", new_kid});
+  ProcessResult activated = Kubehsm({"sa", "activate", "--force", "--key=" + new_kid});
   ASSERT_EQ(activated.exit_code, 0) << activated.err;
   serve->Signal(SIGHUP);
   bool switched = false;
@@ -555,7 +555,7 @@ TEST_F(ServeTest, ExcludedKidIsPublishedVerifyOnly) {
   ASSERT_EQ(keys.keys.size(), 2u);
   for (const auto& k : keys.keys) EXPECT_EQ(k.exclude, k.kid == next) << k.kid;
   // Activating the excluded key is refused at signing time, never signed with.
-  ASSERT_EQ(Kubehsm({"sa", "activate", "--force", next}).exit_code, 0);
+  ASSERT_EQ(Kubehsm({"sa", "activate", "--force", "--key=" + next}).exit_code, 0);
   serve->Signal(SIGHUP);
   ASSERT_TRUE(serve->WaitForLog("event=no_usable_active_key", seconds(20))) << serve->Log();
   CallResult r = SignerClient(socket_, "v1").Sign(MakeClaims(kIssuer, kAudience));
