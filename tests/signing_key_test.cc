@@ -13,6 +13,14 @@
 namespace kubehsm::signer {
 namespace {
 
+// "rsa_2048", "ecdsa_p256", ...: the test-name suffix for a KeyType parameter.
+std::string KeyTypeTestName(const ::testing::TestParamInfo<KeyType>& info) {
+  std::string n(KeyTypeName(info.param));
+  for (auto& c : n)
+    if (c == '-') c = '_';
+  return n;
+}
+
 class SoftwareSigningKeyTest : public ::testing::TestWithParam<KeyType> {};
 
 TEST_P(SoftwareSigningKeyTest, SignsAndVerifiesAndRejectsChangedMessage) {
@@ -30,12 +38,7 @@ TEST_P(SoftwareSigningKeyTest, SignsAndVerifiesAndRejectsChangedMessage) {
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, SoftwareSigningKeyTest,
                          ::testing::Values(KeyType::kRsa2048, KeyType::kEcP256, KeyType::kEcP384, KeyType::kEcP521),
-                         [](const auto& p) {
-                           std::string n(KeyTypeName(p.param));
-                           for (auto& c : n)
-                             if (c == '-') c = '_';
-                           return n;
-                         });
+                         KeyTypeTestName);
 
 // A software stand-in for a token's raw mechanisms (CKM_RSA_PKCS over DigestInfo, CKM_ECDSA giving
 // r||s), built on an independent OpenSSL key. With `omit_digest_info`, RSA signs the bare digest:
@@ -87,12 +90,7 @@ TEST_P(DigestSignerTest, RawMechanismPathSignsVerifiably) {
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, DigestSignerTest,
                          ::testing::Values(KeyType::kRsa2048, KeyType::kEcP256, KeyType::kEcP384, KeyType::kEcP521),
-                         [](const auto& p) {
-                           std::string n(KeyTypeName(p.param));
-                           for (auto& c : n)
-                             if (c == '-') c = '_';
-                           return n;
-                         });
+                         KeyTypeTestName);
 
 // pkcs11-provider#592: a PKCS#1 v1.5 signature over the bare digest (no DigestInfo) is a valid RSA
 // operation but not a valid signature. Sign must refuse to return it, naming the key.
