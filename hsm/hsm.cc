@@ -30,7 +30,9 @@ Result<std::unique_ptr<Hsm>> Hsm::Open(const HsmOptions& options) {
   // SoftHSM on a read-only token store accepts the login, but its write at login fails and the
   // token stops answering C_GetTokenInfo; pkcs11-provider then finds no token and every later
   // failure is obscure ("no private key at ..."). Say what is wrong here, once.
-  if (!token->CheckHealth().ok()) {
+  // (C_GetTokenInfo takes the slot, not a session: the check does not touch the login session.)
+  CK_TOKEN_INFO after_login{};
+  if (module->fn()->C_GetTokenInfo(info.slot_id, &after_login) != CKR_OK) {
     if (std::string why = ReadOnlyTokenStoreReason(*module); !why.empty()) {
       return Unavailable(why + ": SoftHSM writes its token files at login and when keys are used, so token '" +
                                 info.label + "' cannot be used; make the directory writable (under systemd, " +

@@ -260,6 +260,18 @@ TEST_F(TokenStoreMountTest, ReadOnlyTokenStoreIsNamedInTheError) {
     EXPECT_EQ(r.err.find("no OpenSSL error queued"), std::string::npos) << r.err;
     EXPECT_TRUE(r.out.empty()) << r.out;
   }
+  // The signing daemon refuses to start, saying why (kube-apiserver would otherwise wait for a
+  // signer that cannot sign).
+  fs::create_directories(dir() / "run");
+  fs::permissions(dir() / "run", fs::perms::owner_all);
+  RunOptions quick;
+  quick.timeout = std::chrono::seconds(30);
+  ChildRun serve = Kubehsm({"serve", "--socket", (dir() / "run/signer.sock").string(),
+                            "--max-token-expiration-seconds", "3600"},
+                           quick);
+  EXPECT_FALSE(serve.timed_out);
+  ExpectOneErrorLine(serve, want);
+  EXPECT_FALSE(fs::exists(dir() / "run/signer.sock"));
   ASSERT_EQ(::umount2(tokens().c_str(), 0), 0) << std::strerror(errno);
   mounted_ = false;
   ChildRun after = SignToken();
