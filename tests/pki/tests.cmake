@@ -18,3 +18,4 @@ kubehsm_test(pki_issuance_test LABEL unit SOURCES pki/issuance_test.cc LIBS kube
 kubehsm_test(pki_hostile_input_test LABEL e2e SOURCES pki/hostile_input_test.cc LIBS kubehsm::pki)
 # kubehsm kubeadm patches applied to real kubeadm manifests with kubectl patch --local.
 kubehsm_test(pki_kubeadm_patches_e2e_test LABEL e2e SOURCES pki/kubeadm_patches_e2e_test.cc LIBS kubehsm::pki)
+kubehsm_test(pki_kubeadm_patches_test LABEL unit SOURCES pki/kubeadm_patches_test.cc LIBS kubehsm::pki)
