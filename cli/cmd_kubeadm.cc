@@ -77,6 +77,15 @@ int KubeadmPatches(Context& ctx, const Args& args) {
     if (!config.ok()) return ctx.Fail(config.status().WithContext("--config " + config_file));
     options.cert_dir = config->cert_dir;
     options.kubernetes_version = config->kubernetes_version;
+    // A JoinConfiguration alone (or a ClusterConfiguration without kubernetesVersion) names no
+    // version, and the default (the newest minor) gets no feature gate: a 1.32/1.33 cluster would
+    // then start kube-apiserver without it. Say so, unless the version is given as a flag.
+    auto text = ReadRegularFileBounded(config_file, kMaxConfigBytes);
+    if (vm.count("kubernetes-version") == 0 && text.ok() && text->find("kubernetesVersion:") == std::string::npos) {
+      ctx.err() << "kubehsm: warning: " << config_file << " names no kubernetesVersion; assuming "
+                << signer::pki::VersionName(options.kubernetes_version)
+                << " (no feature gate): for a 1.32 or 1.33 cluster pass --kubernetes-version\n";
+    }
   }
   if (vm.count("kubernetes-version") != 0) {
     auto v = signer::pki::ParseKubernetesVersion(vm["kubernetes-version"].as<std::string>(), "--kubernetes-version");

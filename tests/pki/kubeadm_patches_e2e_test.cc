@@ -366,6 +366,26 @@ TEST_F(KubeadmPatchesTest, DeployFilesMatchCreateTokenLayoutAndThePatches) {
   EXPECT_NE(std::find(mounts.begin(), mounts.end(), mount), mounts.end()) << mounts.dump();
 }
 
+// A JoinConfiguration alone names no Kubernetes version: the default (newest) applies, without the
+// gate, and the command says so, since a 1.32/1.33 cluster needs --kubernetes-version then.
+TEST_F(KubeadmPatchesTest, ConfigWithoutKubernetesVersionWarnsAndFlagWins) {
+  WriteTestFile(tmp_.path() / "join.yaml",
+                "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\nnodeRegistration:\n  name: cp2\n"
+                "discovery:\n  bootstrapToken:\n    apiServerEndpoint: cp.example.test:6443\n    token: abcdef.0123456789abcdef\n"
+                "    unsafeSkipCAVerification: true\n");
+  const fs::path out = tmp_.path() / "out";
+  ProcessResult r = Patches({"--config", (tmp_.path() / "join.yaml").string(), "--out", out.string(), "--socket", kSocket});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("names no kubernetesVersion; assuming 1.36"), std::string::npos) << r.err;
+  EXPECT_EQ(ReadTestFile(out / "kube-apiserver-kubehsm-2+json.json").find(kGate), std::string::npos);
+
+  ProcessResult flagged = Patches({"--config", (tmp_.path() / "join.yaml").string(), "--kubernetes-version", "1.32",
+                                   "--out", out.string(), "--socket", kSocket, "--force"});
+  ASSERT_EQ(flagged.exit_code, 0) << flagged.err;
+  EXPECT_TRUE(flagged.err.empty()) << flagged.err;
+  EXPECT_NE(ReadTestFile(out / "kube-apiserver-kubehsm-2+json.json").find(kGate), std::string::npos);
+}
+
 TEST_F(KubeadmPatchesTest, HelpNamesTheCommand) {
   ProcessResult r = Patches({"--help"});
   EXPECT_EQ(r.exit_code, 0);
