@@ -160,6 +160,7 @@ constexpr CommandEntry kCommands[] = {
     {"pki", RunPki, "verify a pki directory; print the chain of trust"},
     {"sa", RunSa, "service-account tokens: sign, verify, jwks, discovery, rotation"},
     {"serve", RunServe, "serve kube-apiserver's ExternalJWTSigner gRPC API on a Unix socket"},
+    {"kubeadm", RunKubeadm, "kubeadm patch files that make kubeadm's manifests use kubehsm serve"},
     {"ledger", RunLedger, "the issuance ledger: list, show, export"},
     {"audit", RunAudit, "the audit trail: verify, show"},
     {"keys", RunKeys, "keys in the token: generate, list, pubkey"},

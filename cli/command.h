@@ -120,6 +120,7 @@ int RunCerts(Context& ctx, const Args& args);   // cli/cmd_certs.cc
 int RunPki(Context& ctx, const Args& args);     // cli/cmd_pki.cc
 int RunSa(Context& ctx, const Args& args);      // cli/cmd_sa.cc
 int RunServe(Context& ctx, const Args& args);   // cli/cmd_serve.cc
+int RunKubeadm(Context& ctx, const Args& args);  // cli/cmd_kubeadm.cc: `kubeadm patches`
 int RunLedger(Context& ctx, const Args& args);  // cli/cmd_ledger.cc
 int RunAudit(Context& ctx, const Args& args);   // cli/cmd_ledger.cc
 

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "hsm/token_store.h"
+
 namespace kubehsm::hsm {
 
 Result<std::unique_ptr<Hsm>> Hsm::Open(const HsmOptions& options) {
@@ -25,6 +27,18 @@ Result<std::unique_ptr<Hsm>> Hsm::Open(const HsmOptions& options) {
     KH_ASSIGN_OR_RETURN(Pin pin, ReadPin(source, "PIN for token '" + info.label + "': "));
     KH_ASSIGN_OR_RETURN(token, Token::Open(*module, info, pin, topts));
   }  // a PIN read here is wiped here
+  // SoftHSM on a read-only token store accepts the login, but its write at login fails and the
+  // token stops answering C_GetTokenInfo; pkcs11-provider then finds no token and every later
+  // failure is obscure ("no private key at ..."). Say what is wrong here, once.
+  // (C_GetTokenInfo takes the slot, not a session: the check does not touch the login session.)
+  CK_TOKEN_INFO after_login{};
+  if (module->fn()->C_GetTokenInfo(info.slot_id, &after_login) != CKR_OK) {
+    if (std::string why = ReadOnlyTokenStoreReason(*module); !why.empty()) {
+      return Unavailable(why + ": SoftHSM writes its token files at login and when keys are used, so token '" +
+                                info.label + "' cannot be used; make the directory writable (under systemd, " +
+                                "name it in ReadWritePaths=)");
+    }
+  }
   KH_ASSIGN_OR_RETURN(std::unique_ptr<ProviderBridge> bridge,
                       ProviderBridge::Create(module->path(), module->init_args(), static_cast<int>(options.sessions)));
   return std::make_unique<Hsm>(Private{}, std::move(module), std::move(token), std::move(bridge));
@@ -38,7 +52,16 @@ Hsm::~Hsm() {
 
 Result<EvpPkeyPtr> Hsm::LoadPrivateKey(const KeyInfo& key) {
   if (!key.has_private()) return FailedPrecondition("key '" + key.label + "' has no private half in the token");
-  return bridge_->LoadPrivateKey(token_->KeyUri(key));
+  auto pkey = bridge_->LoadPrivateKey(token_->KeyUri(key));
+  if (!pkey.ok()) {
+    // The store may have become read-only after Open (a remount): name that instead of the
+    // provider's empty error queue.
+    if (std::string why = ReadOnlyTokenStoreReason(*module_); !why.empty()) {
+      return Unavailable(why + ": key '" + key.label + "' cannot be used through pkcs11-provider (" +
+                                pkey.status().message() + ")");
+    }
+  }
+  return pkey;
 }
 
 }  // namespace kubehsm::hsm

@@ -209,5 +209,75 @@ TEST_F(MountTest, RenewInReadOnlyDirectoryFailsCleanly) {
   ExpectOutputConsistent();
 }
 
+// --- read-only token store --------------------------------------------------------------------------
+
+// The SoftHSM token directory made read-only (a read-only bind mount of itself, as systemd's
+// ProtectSystem=strict does to a directory missing from ReadWritePaths=): SoftHSM accepts the login
+// but cannot write its token files, and pkcs11-provider then found no key ("no private key at
+// pkcs11:... through pkcs11-provider: no OpenSSL error queued"). Every command that uses the token
+// must say that the token store is read-only, and work again once it is writable.
+class TokenStoreMountTest : public HardeningTest {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "bind mounts need root";
+    for (const char* phase : {"sa"}) {
+      ChildRun r = Kubehsm({"init", "phase", phase, "--cert-dir", (dir() / "pki").string()});
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+  }
+  void TearDown() override {
+    if (mounted_ && ::umount2(tokens().c_str(), 0) != 0) ::umount2(tokens().c_str(), MNT_DETACH);
+    mounted_ = false;
+  }
+  fs::path tokens() const { return token_.dir() / "tokens"; }
+  void MakeReadOnly() {
+    ASSERT_EQ(::mount(tokens().c_str(), tokens().c_str(), nullptr, MS_BIND, nullptr), 0) << std::strerror(errno);
+    mounted_ = true;
+    ASSERT_EQ(::mount(nullptr, tokens().c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr), 0)
+        << std::strerror(errno);
+  }
+  ChildRun SignToken() {
+    return Kubehsm({"sa", "sign", "--issuer", "https://kubernetes.default.svc.cluster.local", "--audience", "api",
+                    "--namespace", "default", "--service-account", "builder", "--uid", "7d1c",
+                    "--expiration-seconds", "600"});
+  }
+  bool mounted_ = false;
+};
+
+TEST_F(TokenStoreMountTest, ReadOnlyTokenStoreIsNamedInTheError) {
+  ChildRun before = SignToken();
+  ASSERT_EQ(before.exit_code, 0) << before.err;
+  MakeReadOnly();
+  const std::string want = "SoftHSM's token store " + tokens().string() + " is read-only";
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"sa", "sign", "--issuer", "https://kubernetes.default.svc.cluster.local", "--audience", "api", "--namespace",
+            "default", "--service-account", "builder", "--uid", "7d1c", "--expiration-seconds", "600"},
+           {"keys", "generate", "--label", "extra", "--type", "ecdsa-p256"},
+           {"sa", "list"}}) {
+    ChildRun r = Kubehsm(args);
+    ExpectOneErrorLine(r, want);
+    EXPECT_NE(r.err.find("Read-only file system"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("no OpenSSL error queued"), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+  // The signing daemon refuses to start, saying why (kube-apiserver would otherwise wait for a
+  // signer that cannot sign).
+  fs::create_directories(dir() / "run");
+  fs::permissions(dir() / "run", fs::perms::owner_all);
+  RunOptions quick;
+  quick.timeout = std::chrono::seconds(30);
+  ChildRun serve = Kubehsm({"serve", "--socket", (dir() / "run/signer.sock").string(),
+                            "--max-token-expiration-seconds", "3600"},
+                           quick);
+  EXPECT_FALSE(serve.timed_out);
+  ExpectOneErrorLine(serve, want);
+  EXPECT_FALSE(fs::exists(dir() / "run/signer.sock"));
+  ASSERT_EQ(::umount2(tokens().c_str(), 0), 0) << std::strerror(errno);
+  mounted_ = false;
+  ChildRun after = SignToken();
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_EQ(KeyLabels().size(), 1u) << "nothing was created while the store was read-only";
+}
+
 }  // namespace
 }  // namespace kubehsm::hardening

@@ -16,3 +16,6 @@ kubehsm_test(pki_issuance_test LABEL unit SOURCES pki/issuance_test.cc LIBS kube
 # Hostile media reaching the signing box (security issue 14: SAN types, policy regex cost,
 # kubelet-serving allow-list, weak public keys, terminal escapes, FIFOs).
 kubehsm_test(pki_hostile_input_test LABEL e2e SOURCES pki/hostile_input_test.cc LIBS kubehsm::pki)
+# kubehsm kubeadm patches applied to real kubeadm manifests with kubectl patch --local.
+kubehsm_test(pki_kubeadm_patches_e2e_test LABEL e2e SOURCES pki/kubeadm_patches_e2e_test.cc LIBS kubehsm::pki)
+kubehsm_test(pki_kubeadm_patches_test LABEL unit SOURCES pki/kubeadm_patches_test.cc LIBS kubehsm::pki)
