@@ -282,6 +282,17 @@ TEST_F(JoinTest, SignDirRefusesAnApiserverCsrWithoutTheControlPlaneEndpoint) {
             std::string::npos)
       << r.err;
   EXPECT_TRUE(CrtFiles("cp2").empty());
+  // The same for the first node's full set under its InitConfiguration.
+  GenerateJoinCsrs("cp1", "192.0.2.2", /*keep_init_only=*/true, "DNS:api.example.com,IP:10.100.1.1");
+  const fs::path init_config = dir() / "kubeadm-cp1.yaml";
+  WriteTestFile(init_config, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: cp1\n"
+                             "localAPIEndpoint:\n  advertiseAddress: 192.0.2.2\n---\n" + std::string(kClusterConfiguration));
+  ProcessResult init = Kubehsm(SignDirArgs("cp1", init_config));
+  EXPECT_EQ(init.exit_code, 2) << init.out << init.err;
+  EXPECT_NE(init.err.find("apiserver.csr: lacks SANs the cluster config requires: DNS:k8s-api.example.com"),
+            std::string::npos)
+      << init.err;
+  EXPECT_TRUE(CrtFiles("cp1").empty());
 }
 
 TEST_F(JoinTest, SignDirNodeSetFlagIsChecked) {
