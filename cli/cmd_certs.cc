@@ -222,6 +222,13 @@ int CertsSignCsr(Context& ctx, const Args& args) {
   }
   auto profile = signer::pki::FindSigningProfile(profile_name, policy ? &*policy : nullptr);
   if (!profile.ok()) return refuse(Status(StatusCode::kInvalidArgument, "CSR refused: " + profile.status().message()));
+  const bool control_plane_profile = profile->kind == signer::pki::SigningProfileKind::kKubeadmLeaf ||
+                                     profile->kind == signer::pki::SigningProfileKind::kKubeconfig;
+  if (config && control_plane_profile) {
+    if (Status s = signer::pki::RequireControlPlaneNode(*config); !s.ok()) {
+      return refuse(Status(s.code(), "CSR refused: --config: " + s.message()));
+    }
+  }
   auto pem = ReadFileBounded(csr_file, signer::pki::kMaxCsrBytes);
   if (!pem.ok()) return ctx.Fail(pem.status().WithContext("--csr " + csr_file));
   auto csr = signer::pki::ParseCsrPem(*pem);

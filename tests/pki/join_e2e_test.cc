@@ -210,6 +210,33 @@ TEST_F(JoinTest, WorkerJoinConfigIsRefusedForControlPlaneCertificates) {
   EXPECT_NE(verify.err.find("describes a worker node"), std::string::npos) << verify.err;
 }
 
+// sign-csr: a worker's join file names a node for its kubelet certificates, never for a
+// control-plane profile.
+TEST_F(JoinTest, SignCsrWithWorkerJoinConfigSignsKubeletServingButNoControlPlaneProfile) {
+  const fs::path worker = JoinConfig("w1", "", /*worker=*/true);
+  testutil::CsrRequest apiserver;
+  apiserver.cn = "kube-apiserver";
+  apiserver.sans = "DNS:w1,DNS:kubernetes";
+  const fs::path apiserver_csr = WriteCsr("apiserver.csr", testutil::MakeCsr(apiserver));
+  ProcessResult refused = Kubehsm({"certs", "sign-csr", "--csr", apiserver_csr.string(), "--profile", "apiserver",
+                                   "--config", worker.string(), "--cert-dir", ca_dir().string(), "--out",
+                                   (dir() / "apiserver.crt").string()});
+  EXPECT_EQ(refused.exit_code, 2) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("describes a worker node"), std::string::npos) << refused.err;
+  EXPECT_FALSE(fs::exists(dir() / "apiserver.crt"));
+
+  testutil::CsrRequest serving;
+  serving.cn = "system:node:w1";
+  serving.orgs = {"system:nodes"};
+  serving.sans = "DNS:w1";
+  const fs::path serving_csr = WriteCsr("w1-serving.csr", testutil::MakeCsr(serving));
+  ProcessResult ok = Kubehsm({"certs", "sign-csr", "--csr", serving_csr.string(), "--profile", "kubelet-serving",
+                              "--config", worker.string(), "--cert-dir", ca_dir().string(), "--out",
+                              (dir() / "w1-serving.crt").string()});
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  EXPECT_TRUE(Has(SanEntries(SansOf(dir() / "w1-serving.crt")), "DNS:w1"));
+}
+
 TEST_F(JoinTest, InitRefusesAJoinConfig) {
   const fs::path out = Node("init-out");
   ProcessResult r = Kubehsm({"init", "--config", JoinConfig("cp2", "192.0.2.3").string(), "--cert-dir",
