@@ -291,7 +291,8 @@ class WorkDir final {
 int CertsSignDir(Context& ctx, const Args& args) {
   po::options_description d("kubehsm certs sign-dir options");
   d.add_options()("config", po::value<std::string>()->required(),
-                  "the kubeadm configuration the node ran 'kubeadm certs generate-csr' with")(
+                  "the node's kubeadm configuration: the one it ran 'kubeadm certs generate-csr' with, or its "
+                  "join file (JoinConfiguration + the cluster's ClusterConfiguration)")(
       "cert-dir", po::value<std::string>(), "generate-csr's --cert-dir (required unless --in-tar)")(
       "kubeconfig-dir", po::value<std::string>(), "generate-csr's --kubeconfig-dir (required unless --in-tar)")(
       "ca-dir", po::value<std::string>()->default_value("/etc/kubernetes/pki"),

@@ -12,6 +12,7 @@
 #include <cctype>
 #include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -75,7 +76,9 @@ std::vector<std::string> SanEntries(const std::string& text) {
   return out;
 }
 
-bool Has(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+bool Has(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
 
 std::string HostName() {
   std::array<char, 256> buf{};
@@ -91,9 +94,10 @@ class JoinTest : public testutil::KubehsmCaFixture {
   // ClusterConfiguration.
   fs::path JoinConfig(const std::string& node, const std::string& address, bool worker = false) const {
     const fs::path p = dir() / ("join-" + node + ".yaml");
-    std::string join = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\nnodeRegistration:\n  name: " + node +
-                       "\ndiscovery:\n  bootstrapToken:\n    token: abcdef.0123456789abcdef\n"
-                       "    apiServerEndpoint: k8s-api.example.com:6443\n    unsafeSkipCAVerification: true\n";
+    std::string join =
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\nnodeRegistration:\n  name: " + node +
+        "\ndiscovery:\n  bootstrapToken:\n    token: abcdef.0123456789abcdef\n"
+        "    apiServerEndpoint: k8s-api.example.com:6443\n    unsafeSkipCAVerification: true\n";
     if (!worker) {
       join += "controlPlane:\n  localAPIEndpoint:\n    advertiseAddress: " + address +
               "\n  certificateKey: e6a2eb8581237ab72a4f494f30285ec12a9694d750b9785706a83bfcbbbd2204\n";
@@ -119,16 +123,24 @@ class JoinTest : public testutil::KubehsmCaFixture {
   }
 
   std::vector<std::string> SignDirArgs(const std::string& node, const fs::path& config) const {
-    return {"certs",        "sign-dir",   "--config", config.string(), "--cert-dir", (Node(node) / "pki").string(),
-            "--kubeconfig-dir", Node(node).string(), "--ca-dir", ca_dir().string()};
+    return {"certs",
+            "sign-dir",
+            "--config",
+            config.string(),
+            "--cert-dir",
+            (Node(node) / "pki").string(),
+            "--kubeconfig-dir",
+            Node(node).string(),
+            "--ca-dir",
+            ca_dir().string()};
   }
 
   // Files with a .crt under the node's pki dir (CA certificates included).
   std::vector<std::string> CrtFiles(const std::string& node) const {
     std::vector<std::string> out;
     std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(Node(node) / "pki", ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
+    for (auto it = fs::recursive_directory_iterator(Node(node) / "pki", ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       if (it->path().extension() == ".crt") out.push_back(fs::relative(it->path(), Node(node) / "pki").string());
     }
     return out;
@@ -139,20 +151,24 @@ class JoinTest : public testutil::KubehsmCaFixture {
 // box's own hostname and address.
 TEST_F(JoinTest, CertsIssueWithJoinConfigIssuesForTheJoiningNode) {
   const fs::path out = Node("cp2-out");
-  ProcessResult r = Kubehsm({"certs", "issue", "--config", JoinConfig("cp2", "192.0.2.3").string(), "--ca-dir",
-                             ca_dir().string(), "--cert-dir", (out / "pki").string(), "--kubeconfig-dir", out.string()});
+  ProcessResult r =
+      Kubehsm({"certs", "issue", "--config", JoinConfig("cp2", "192.0.2.3").string(), "--ca-dir", ca_dir().string(),
+               "--cert-dir", (out / "pki").string(), "--kubeconfig-dir", out.string()});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   const std::vector<std::string> sans = SanEntries(SansOf(out / "pki/apiserver.crt"));
-  for (const char* want : {"DNS:cp2", "IP Address:192.0.2.3", "DNS:k8s-api.example.com", "DNS:api.example.com",
-                           "IP Address:10.100.1.1", "DNS:kubernetes.default.svc.cluster.local", "IP Address:10.96.0.1"}) {
+  for (const char* want :
+       {"DNS:cp2", "IP Address:192.0.2.3", "DNS:k8s-api.example.com", "DNS:api.example.com", "IP Address:10.100.1.1",
+        "DNS:kubernetes.default.svc.cluster.local", "IP Address:10.96.0.1"}) {
     EXPECT_TRUE(Has(sans, want)) << want << " missing from " << SansOf(out / "pki/apiserver.crt");
   }
   const std::string host = HostName();
   if (host != "cp2") {
-    EXPECT_FALSE(Has(sans, "DNS:" + host)) << "the signing box's hostname leaked into " << SansOf(out / "pki/apiserver.crt");
+    EXPECT_FALSE(Has(sans, "DNS:" + host))
+        << "the signing box's hostname leaked into " << SansOf(out / "pki/apiserver.crt");
   }
   // etcd: the node's own name, as kubeadm join --control-plane makes them.
-  ProcessResult subject = RunProcess({"openssl", "x509", "-in", (out / "pki/etcd/peer.crt").string(), "-noout", "-subject"});
+  ProcessResult subject =
+      RunProcess({"openssl", "x509", "-in", (out / "pki/etcd/peer.crt").string(), "-noout", "-subject"});
   EXPECT_NE(subject.out.find("CN = cp2"), std::string::npos) << subject.out;
   EXPECT_TRUE(Has(SanEntries(SansOf(out / "pki/etcd/peer.crt")), "IP Address:192.0.2.3"));
   // The joining node's kubeconfigs only: no super-admin.conf, no kubelet.conf.
@@ -160,14 +176,15 @@ TEST_F(JoinTest, CertsIssueWithJoinConfigIssuesForTheJoiningNode) {
   EXPECT_FALSE(fs::exists(out / "super-admin.conf"));
   EXPECT_FALSE(fs::exists(out / "kubelet.conf"));
   // No CA key anywhere in the output; the output says what travels and that leaf keys were made here.
-  for (const char* ca : {"ca.key", "etcd/ca.key", "front-proxy-ca.key"}) EXPECT_FALSE(fs::exists(out / "pki" / ca)) << ca;
+  for (const char* ca : {"ca.key", "etcd/ca.key", "front-proxy-ca.key"})
+    EXPECT_FALSE(fs::exists(out / "pki" / ca)) << ca;
   EXPECT_NE(r.out.find("Copy to node \"cp2\""), std::string::npos) << r.out;
   EXPECT_NE(r.out.find((out / "pki/apiserver.key").string()), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("leaf private keys were generated on this signing box"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("no CA private key exists on disk"), std::string::npos) << r.out;
   // The result passes pki verify with the same join file.
-  ProcessResult verify = Kubehsm({"pki", "verify", "--cert-dir", (out / "pki").string(), "--kubeconfig-dir", out.string(),
-                                  "--config", JoinConfig("cp2", "192.0.2.3").string()});
+  ProcessResult verify = Kubehsm({"pki", "verify", "--cert-dir", (out / "pki").string(), "--kubeconfig-dir",
+                                  out.string(), "--config", JoinConfig("cp2", "192.0.2.3").string()});
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
@@ -177,12 +194,13 @@ TEST_F(JoinTest, JoinConfigWithUnknownFieldIsRefusedByEveryCommand) {
                          std::string(kClusterConfiguration));
   const fs::path out = Node("out");
   for (const auto& args : std::vector<std::vector<std::string>>{
-           {"certs", "issue", "--config", bad.string(), "--ca-dir", ca_dir().string(), "--cert-dir", (out / "pki").string(),
-            "--kubeconfig-dir", out.string()},
+           {"certs", "issue", "--config", bad.string(), "--ca-dir", ca_dir().string(), "--cert-dir",
+            (out / "pki").string(), "--kubeconfig-dir", out.string()},
            {"certs", "sign-dir", "--config", bad.string(), "--cert-dir", (out / "pki").string(), "--kubeconfig-dir",
             out.string(), "--ca-dir", ca_dir().string()},
            {"pki", "verify", "--cert-dir", ca_dir().string(), "--config", bad.string()},
-           {"init", "--config", bad.string(), "--cert-dir", (out / "pki").string(), "--kubeconfig-dir", out.string()}}) {
+           {"init", "--config", bad.string(), "--cert-dir", (out / "pki").string(), "--kubeconfig-dir",
+            out.string()}}) {
     ProcessResult r = Kubehsm(args);
     EXPECT_EQ(r.exit_code, 2) << args[0] << " " << args[1] << ": " << r.out << r.err;
     EXPECT_NE(r.err.find("unknown field \"JoinConfiguration.bogusField\" (line 3, column 1)"), std::string::npos)
@@ -218,9 +236,9 @@ TEST_F(JoinTest, SignCsrWithWorkerJoinConfigSignsKubeletServingButNoControlPlane
   apiserver.cn = "kube-apiserver";
   apiserver.sans = "DNS:w1,DNS:kubernetes";
   const fs::path apiserver_csr = WriteCsr("apiserver.csr", testutil::MakeCsr(apiserver));
-  ProcessResult refused = Kubehsm({"certs", "sign-csr", "--csr", apiserver_csr.string(), "--profile", "apiserver",
-                                   "--config", worker.string(), "--cert-dir", ca_dir().string(), "--out",
-                                   (dir() / "apiserver.crt").string()});
+  ProcessResult refused =
+      Kubehsm({"certs", "sign-csr", "--csr", apiserver_csr.string(), "--profile", "apiserver", "--config",
+               worker.string(), "--cert-dir", ca_dir().string(), "--out", (dir() / "apiserver.crt").string()});
   EXPECT_EQ(refused.exit_code, 2) << refused.out << refused.err;
   EXPECT_NE(refused.err.find("describes a worker node"), std::string::npos) << refused.err;
   EXPECT_FALSE(fs::exists(dir() / "apiserver.crt"));
@@ -230,9 +248,9 @@ TEST_F(JoinTest, SignCsrWithWorkerJoinConfigSignsKubeletServingButNoControlPlane
   serving.orgs = {"system:nodes"};
   serving.sans = "DNS:w1";
   const fs::path serving_csr = WriteCsr("w1-serving.csr", testutil::MakeCsr(serving));
-  ProcessResult ok = Kubehsm({"certs", "sign-csr", "--csr", serving_csr.string(), "--profile", "kubelet-serving",
-                              "--config", worker.string(), "--cert-dir", ca_dir().string(), "--out",
-                              (dir() / "w1-serving.crt").string()});
+  ProcessResult ok =
+      Kubehsm({"certs", "sign-csr", "--csr", serving_csr.string(), "--profile", "kubelet-serving", "--config",
+               worker.string(), "--cert-dir", ca_dir().string(), "--out", (dir() / "w1-serving.crt").string()});
   EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
   EXPECT_TRUE(Has(SanEntries(SansOf(dir() / "w1-serving.crt")), "DNS:w1"));
 }
@@ -266,8 +284,8 @@ TEST_F(JoinTest, SignDirSignsTheControlPlaneJoinSetFromGenerateCsrOutput) {
   EXPECT_FALSE(fs::exists(Node("cp2") / "super-admin.conf"));
   EXPECT_FALSE(fs::exists(Node("cp2") / "kubelet.conf"));
   const std::vector<std::string> sans = SanEntries(SansOf(Node("cp2") / "pki/apiserver.crt"));
-  for (const char* want : {"DNS:cp2", "IP Address:192.0.2.3", "DNS:k8s-api.example.com", "DNS:api.example.com",
-                           "IP Address:10.100.1.1"}) {
+  for (const char* want :
+       {"DNS:cp2", "IP Address:192.0.2.3", "DNS:k8s-api.example.com", "DNS:api.example.com", "IP Address:10.100.1.1"}) {
     EXPECT_TRUE(Has(sans, want)) << want;
   }
   // The same with the node set named explicitly, over the tar archives.
@@ -275,8 +293,10 @@ TEST_F(JoinTest, SignDirSignsTheControlPlaneJoinSetFromGenerateCsrOutput) {
   const fs::path in_tar = dir() / "cp3.tar";
   const fs::path out_tar = dir() / "cp3-signed.tar";
   // Packed as the README says: CSRs and kubeconfigs, the leaf keys stay on the node.
-  ProcessResult tar = RunProcess({"bash", "-c", "cd \"$0\" && tar -cf \"$1\" pki/*.csr pki/etcd/*.csr admin.conf* "
-                                  "controller-manager.conf* scheduler.conf*", Node("cp3").string(), in_tar.string()});
+  ProcessResult tar = RunProcess({"bash", "-c",
+                                  "cd \"$0\" && tar -cf \"$1\" pki/*.csr pki/etcd/*.csr admin.conf* "
+                                  "controller-manager.conf* scheduler.conf*",
+                                  Node("cp3").string(), in_tar.string()});
   ASSERT_EQ(tar.exit_code, 0) << tar.err;
   ProcessResult t = Kubehsm({"certs", "sign-dir", "--config", JoinConfig("cp3", "192.0.2.4").string(), "--node-set",
                              "control-plane-join", "--in-tar", in_tar.string(), "--out-tar", out_tar.string(),
@@ -312,8 +332,10 @@ TEST_F(JoinTest, SignDirRefusesAnApiserverCsrWithoutTheControlPlaneEndpoint) {
   // The same for the first node's full set under its InitConfiguration.
   GenerateJoinCsrs("cp1", "192.0.2.2", /*keep_init_only=*/true, "DNS:api.example.com,IP:10.100.1.1");
   const fs::path init_config = dir() / "kubeadm-cp1.yaml";
-  WriteTestFile(init_config, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: cp1\n"
-                             "localAPIEndpoint:\n  advertiseAddress: 192.0.2.2\n---\n" + std::string(kClusterConfiguration));
+  WriteTestFile(init_config,
+                "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: cp1\n"
+                "localAPIEndpoint:\n  advertiseAddress: 192.0.2.2\n---\n" +
+                    std::string(kClusterConfiguration));
   ProcessResult init = Kubehsm(SignDirArgs("cp1", init_config));
   EXPECT_EQ(init.exit_code, 2) << init.out << init.err;
   EXPECT_NE(init.err.find("apiserver.csr: lacks SANs the cluster config requires: DNS:k8s-api.example.com"),
