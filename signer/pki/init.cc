@@ -547,7 +547,8 @@ Result<RunSummary> IssueNodeSet(KeyStore& store, const std::filesystem::path& ca
   for (const KubeconfigProfile& kc : KubeconfigProfiles()) {
     if (!kc.init_only) add(keys, options.kubeconfig_dir / kc.file_name);
   }
-  r.Say("[certs] Copy to node \"" + options.config.node_name + "\" (same paths under /etc/kubernetes): " + certs);
+  r.Say("[certs] Copy to node \"" + options.config.node_name + "\" (into its " + options.config.cert_dir +
+        " and /etc/kubernetes, keeping this layout): " + certs);
   r.Say("[certs] Also copy, over a trusted channel, then delete here: " + keys +
         " (the leaf private keys were generated on this signing box; the kubeconfigs hold their client keys)");
   r.Say("[certs] Not copied: no CA private key exists on disk (ca, etcd/ca and front-proxy-ca keys stay in the "

@@ -88,7 +88,7 @@ bool InNodeSet(const KubeconfigProfile& kc, NodeSet set) { return set == NodeSet
 
 // The apiserver certificate must name everything the config says clients use to reach this node:
 // a CSR lacking e.g. the controlPlaneEndpoint would yield a certificate clients behind the load
-// balancer refuse. Adds one problem per missing SAN.
+// balancer refuse. Adds one problem listing every missing SAN.
 void CheckApiserverSansComplete(const Item& item, const ClusterConfig& config, Problems& problems) {
   Result<SanSet> want = ComputeSans(item.leaf->sans, config, nullptr);
   if (!want.ok()) {
