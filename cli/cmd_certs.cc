@@ -41,7 +41,10 @@ int CertsIssue(Context& ctx, const Args& args) {
                  "kubehsm certs issue --cert-dir DIR --kubeconfig-dir DIR [--node-name N] [--advertise-address IP] "
                  "[--config FILE] [--ca-dir DIR]\n\nIssues the per-node set (apiserver, etcd server/peer, client "
                  "certificates with fresh keys, admin/controller-manager/scheduler kubeconfigs) for another "
-                 "control-plane node from the cluster's CAs in the token.",
+                 "control-plane node from the cluster's CAs in the token. --config takes the node's kubeadm "
+                 "join file (JoinConfiguration with controlPlane plus the cluster's ClusterConfiguration); the "
+                 "node name and address come from it. Prints which files must travel to the node: the leaf "
+                 "keys are made here.",
                  d, nullptr, args, vm, code)) {
     return code;
   }
@@ -219,6 +222,13 @@ int CertsSignCsr(Context& ctx, const Args& args) {
   }
   auto profile = signer::pki::FindSigningProfile(profile_name, policy ? &*policy : nullptr);
   if (!profile.ok()) return refuse(Status(StatusCode::kInvalidArgument, "CSR refused: " + profile.status().message()));
+  const bool control_plane_profile = profile->kind == signer::pki::SigningProfileKind::kKubeadmLeaf ||
+                                     profile->kind == signer::pki::SigningProfileKind::kKubeconfig;
+  if (config && control_plane_profile) {
+    if (Status s = signer::pki::RequireControlPlaneNode(*config); !s.ok()) {
+      return refuse(Status(s.code(), "CSR refused: --config: " + s.message()));
+    }
+  }
   auto pem = ReadFileBounded(csr_file, signer::pki::kMaxCsrBytes);
   if (!pem.ok()) return ctx.Fail(pem.status().WithContext("--csr " + csr_file));
   auto csr = signer::pki::ParseCsrPem(*pem);
@@ -281,7 +291,8 @@ class WorkDir final {
 int CertsSignDir(Context& ctx, const Args& args) {
   po::options_description d("kubehsm certs sign-dir options");
   d.add_options()("config", po::value<std::string>()->required(),
-                  "the kubeadm configuration the node ran 'kubeadm certs generate-csr' with")(
+                  "the node's kubeadm configuration: the one it ran 'kubeadm certs generate-csr' with, or its "
+                  "join file (JoinConfiguration + the cluster's ClusterConfiguration)")(
       "cert-dir", po::value<std::string>(), "generate-csr's --cert-dir (required unless --in-tar)")(
       "kubeconfig-dir", po::value<std::string>(), "generate-csr's --kubeconfig-dir (required unless --in-tar)")(
       "ca-dir", po::value<std::string>()->default_value("/etc/kubernetes/pki"),
@@ -289,14 +300,21 @@ int CertsSignDir(Context& ctx, const Args& args) {
       "'kubehsm init phase ca'); the keys are in the token")(
       "in-tar", po::value<std::string>(), "read the generate-csr layout from this tar archive (pki/... and *.conf)")(
       "out-tar", po::value<std::string>(), "write the signed results into this tar archive")(
+      "node-set", po::value<std::string>(),
+      "init: the first node's full set (7 leaves, 5 kubeconfigs); control-plane-join: a joining control-plane "
+      "node's set (7 leaves; admin, controller-manager, scheduler kubeconfigs; a super-admin.conf or "
+      "kubelet.conf CSR is refused). Default: control-plane-join for a JoinConfiguration, else init")(
       "allow-public-suffix-wildcards", po::bool_switch(),
       "accept certSANs wildcards over a public suffix (*.com, *.co.uk) in --config; refused by default");
   po::variables_map vm;
   int code = 0;
   if (!ParseArgs(ctx,
                  "kubehsm certs sign-dir --config FILE (--cert-dir DIR --kubeconfig-dir DIR | --in-tar FILE "
-                 "--out-tar FILE) [--ca-dir DIR]\n\nSigns the output of 'kubeadm certs generate-csr' for kubeadm's "
-                 "external-CA mode: every CSR is checked first and any problem refuses the whole run.",
+                 "--out-tar FILE) [--ca-dir DIR] [--node-set init|control-plane-join]\n\nSigns the output of "
+                 "'kubeadm certs generate-csr' for kubeadm's external-CA mode: every CSR is checked first and any "
+                 "problem refuses the whole run. A joining control-plane node's set (--node-set "
+                 "control-plane-join, the default with a JoinConfiguration) leaves out super-admin.conf and "
+                 "kubelet.conf.",
                  d, nullptr, args, vm, code)) {
     return code;
   }
@@ -305,11 +323,22 @@ int CertsSignDir(Context& ctx, const Args& args) {
   if (!in_tar && (vm.count("cert-dir") == 0 || vm.count("kubeconfig-dir") == 0)) {
     return ctx.UsageError("sign-dir needs --cert-dir and --kubeconfig-dir (or --in-tar and --out-tar)");
   }
+  std::optional<signer::pki::NodeSet> node_set;
+  if (vm.count("node-set") != 0) {
+    node_set = signer::pki::ParseNodeSet(vm["node-set"].as<std::string>());
+    if (!node_set) return ctx.UsageError("--node-set must be init or control-plane-join");
+  }
   auto config =
       signer::pki::LoadKubeadmConfig(vm["config"].as<std::string>(), vm["allow-public-suffix-wildcards"].as<bool>());
   if (!config.ok()) return ctx.Fail(config.status().WithContext("--config"));
+  const bool join_config = config->node_role != signer::pki::NodeRole::kInit;
+  if (node_set == signer::pki::NodeSet::kInit && join_config) {
+    return ctx.UsageError("--node-set init is the first node's set, but --config is a JoinConfiguration (use "
+                          "--node-set control-plane-join)");
+  }
   signer::pki::SignDirOptions options;
   options.config = *config;
+  options.node_set = node_set.value_or(join_config ? signer::pki::NodeSet::kControlPlaneJoin : signer::pki::NodeSet::kInit);
   options.ca_dir = vm["ca-dir"].as<std::string>();
   std::unique_ptr<WorkDir> work;
   if (vm.count("cert-dir") != 0) options.cert_dir = vm["cert-dir"].as<std::string>();

@@ -33,6 +33,7 @@ int PkiVerify(Context& ctx, const Args& args) {
   if (vm.count("config") != 0) {
     auto c = signer::pki::LoadKubeadmConfig(vm["config"].as<std::string>());
     if (!c.ok()) return ctx.Fail(c.status().WithContext("--config"));
+    if (Status s = signer::pki::RequireControlPlaneNode(*c); !s.ok()) return ctx.Fail(s.WithContext("--config"));
     config = *c;
   }
   signer::KeyStore* store = nullptr;

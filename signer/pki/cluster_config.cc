@@ -242,8 +242,8 @@ std::optional<KeyType> ParseEncryptionAlgorithm(std::string_view s) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// The kubeadm v1beta3/v1beta4 schema, as far as InitConfiguration and ClusterConfiguration go
-// (cmd/kubeadm/app/apis/kubeadm/v1beta{3,4}/types.go). Every field is type-checked; the PKI reads
+// The kubeadm v1beta3/v1beta4 schema of InitConfiguration, JoinConfiguration and
+// ClusterConfiguration (cmd/kubeadm/app/apis/kubeadm/v1beta{3,4}/types.go). Every field is type-checked; the PKI reads
 // a few of them afterwards.
 
 enum class Type { kString, kBool, kInt, kDuration, kStringList, kStringMap, kBoolMap, kStruct, kStructList, kAny };
@@ -294,20 +294,44 @@ std::vector<Field> NodeRegistration() {
   return f;
 }
 
+// v1beta4 Timeouts (InitConfiguration and JoinConfiguration).
+Field Timeouts() {
+  return Struct("timeouts",
+                {D("controlPlaneComponentHealthCheck"), D("kubeletHealthCheck"), D("kubernetesAPICall"),
+                 D("etcdAPICall"), D("tlsBootstrap"), D("discovery"), D("upgradeManifests")},
+                kV4);
+}
+
+Field LocalApiEndpoint() { return Struct("localAPIEndpoint", {S("advertiseAddress"), I("bindPort")}); }
+
 std::vector<Field> InitConfigurationSchema() {
   std::vector<Field> f = TypeMeta();
   f.push_back(List("bootstrapTokens",
                    {S("token"), S("description"), D("ttl"), S("expires"), SL("usages"), SL("groups")}));
   f.push_back(B("dryRun", kV4));
   f.push_back(Struct("nodeRegistration", NodeRegistration()));
-  f.push_back(Struct("localAPIEndpoint", {S("advertiseAddress"), I("bindPort")}));
+  f.push_back(LocalApiEndpoint());
   f.push_back(S("certificateKey"));
   f.push_back(SL("skipPhases"));
   f.push_back(Struct("patches", {S("directory")}));
-  f.push_back(Struct("timeouts",
-                     {D("controlPlaneComponentHealthCheck"), D("kubeletHealthCheck"), D("kubernetesAPICall"),
-                      D("etcdAPICall"), D("tlsBootstrap"), D("discovery"), D("upgradeManifests")},
-                     kV4));
+  f.push_back(Timeouts());
+  return f;
+}
+
+// JoinConfiguration: v1beta4 moved discovery.timeout to timeouts.discovery and added dryRun.
+std::vector<Field> JoinConfigurationSchema() {
+  std::vector<Field> f = TypeMeta();
+  f.push_back(B("dryRun", kV4));
+  f.push_back(Struct("nodeRegistration", NodeRegistration()));
+  f.push_back(S("caCertPath"));
+  f.push_back(Struct("discovery", {Struct("bootstrapToken", {S("token"), S("apiServerEndpoint"), SL("caCertHashes"),
+                                                             B("unsafeSkipCAVerification")}),
+                                   Struct("file", {S("kubeConfigPath")}), S("tlsBootstrapToken"),
+                                   D("timeout", kV3)}));
+  f.push_back(Struct("controlPlane", {LocalApiEndpoint(), S("certificateKey")}));
+  f.push_back(SL("skipPhases"));
+  f.push_back(Struct("patches", {S("directory")}));
+  f.push_back(Timeouts());
   return f;
 }
 
@@ -521,6 +545,7 @@ struct Document {
 
 struct Parsed {
   std::optional<Document> init;
+  std::optional<Document> join;
   std::optional<Document> cluster;
 };
 
@@ -562,12 +587,29 @@ Result<Parsed> ClassifyDocuments(const std::vector<YAML::Node>& docs) {
     } else if (kind == "ClusterConfiguration") {
       KH_RETURN_IF_ERROR(CheckStruct(doc, ClusterConfigurationSchema(), "ClusterConfiguration", version));
       parsed.cluster.emplace(Document{doc, version});
-    } else if (kind == "JoinConfiguration" ||
-               (version == kV4 && (kind == "ResetConfiguration" || kind == "UpgradeConfiguration"))) {
-      continue;  // other kubeadm commands' settings: nothing for the PKI
+    } else if (kind == "JoinConfiguration") {
+      KH_RETURN_IF_ERROR(CheckStruct(doc, JoinConfigurationSchema(), "JoinConfiguration", version));
+      parsed.join.emplace(Document{doc, version});
+    } else if (version == kV4 && (kind == "ResetConfiguration" || kind == "UpgradeConfiguration")) {
+      continue;  // other kubeadm commands' settings (a mapping, checked above): nothing for the PKI
     } else {
       return InvalidArgument(name + ": unknown kind " + Quoted(kind) + " for " + api_version + At(kind_node));
     }
+    if (parsed.init && parsed.join) {
+      // kubeadm accepts the mix with a warning because each of its commands reads only its own
+      // kind; kubehsm issues for either node from the same --config, so it cannot tell which is meant.
+      return InvalidArgument(name + ": a file with both InitConfiguration and JoinConfiguration is refused: they "
+                             "describe two different nodes (kubeadm init reads the first, kubeadm join the "
+                             "second) and kubehsm would have to guess whose certificates to make; use one file "
+                             "per node" + At(kind_node));
+    }
+  }
+  if (parsed.join && !parsed.cluster && IsSet(Find(parsed.join->node, "controlPlane"))) {
+    return InvalidArgument(
+        "JoinConfiguration: a control-plane join file must also hold the cluster's ClusterConfiguration "
+        "document (copy it from the first node's kubeadm config): the join document has no controlPlaneEndpoint, "
+        "certSANs, networking or encryptionAlgorithm, and the certificates need them" +
+        At(parsed.join->node));
   }
   return parsed;
 }
@@ -580,6 +622,28 @@ Status ApplyInit(const YAML::Node& doc, ClusterConfig& config) {
     const std::int64_t p = *ParseInt32(port);
     if (p < 0 || p > 65535) {
       return InvalidArgument("field \"InitConfiguration.localAPIEndpoint.bindPort\": " + std::to_string(p) +
+                             " is not in 1..65535" + At(port));
+    }
+    if (p != 0) config.bind_port = static_cast<int>(p);  // 0 is Go's "unset": default 6443
+  }
+  return OkStatus();
+}
+
+// The node's own fields of a JoinConfiguration: nodeRegistration.name and, for a control-plane
+// join, controlPlane.localAPIEndpoint, used exactly as InitConfiguration's are.
+Status ApplyJoin(const YAML::Node& doc, ClusterConfig& config) {
+  config.node_name = GetString(doc, {"nodeRegistration", "name"});
+  if (!IsSet(Find(doc, "controlPlane"))) {
+    config.node_role = NodeRole::kJoinWorker;
+    return OkStatus();
+  }
+  config.node_role = NodeRole::kJoinControlPlane;
+  config.advertise_address = GetString(doc, {"controlPlane", "localAPIEndpoint", "advertiseAddress"});
+  const YAML::Node port = FindPath(doc, {"controlPlane", "localAPIEndpoint", "bindPort"});
+  if (IsSet(port)) {
+    const std::int64_t p = *ParseInt32(port);
+    if (p < 0 || p > 65535) {
+      return InvalidArgument("field \"JoinConfiguration.controlPlane.localAPIEndpoint.bindPort\": " + std::to_string(p) +
                              " is not in 1..65535" + At(port));
     }
     if (p != 0) config.bind_port = static_cast<int>(p);  // 0 is Go's "unset": default 6443
@@ -799,7 +863,15 @@ Result<ClusterConfig> ParseKubeadmConfig(std::string_view yaml, const HostDefaul
   try {
     KH_ASSIGN_OR_RETURN(Parsed parsed, ClassifyDocuments(docs));
     if (parsed.init) KH_RETURN_IF_ERROR(ApplyInit(parsed.init->node, config));
+    if (parsed.join) KH_RETURN_IF_ERROR(ApplyJoin(parsed.join->node, config));
     if (parsed.cluster) KH_RETURN_IF_ERROR(ApplyCluster(parsed.cluster->node, config, public_keys_ecdsa));
+    if (config.node_role == NodeRole::kJoinControlPlane && config.control_plane_endpoint.empty()) {
+      return InvalidArgument(
+          "field \"ClusterConfiguration.controlPlaneEndpoint\": must be set for a control-plane join (kubeadm adds "
+          "no control-plane node to a cluster without a stable controlPlaneEndpoint, and every apiserver "
+          "certificate must carry it)" +
+          At(parsed.cluster->node));
+    }
   } catch (const std::exception& e) {
     // yaml-cpp throws on misuse (e.g. a conversion the schema check should have excluded).
     return InvalidArgument(std::string("kubeadm config: ") + e.what());
@@ -812,7 +884,9 @@ Result<ClusterConfig> ParseKubeadmConfig(std::string_view yaml, const HostDefaul
   }
   bool v4 = false;
   const bool unspecified = config.advertise_address == "0.0.0.0" || config.advertise_address == "::";
-  if (config.advertise_address.empty() || (unspecified && ParseIp(config.advertise_address, &v4))) {
+  // A worker runs no API server: it has no advertise address to default.
+  const bool needs_address = config.node_role != NodeRole::kJoinWorker;
+  if (needs_address && (config.advertise_address.empty() || (unspecified && ParseIp(config.advertise_address, &v4)))) {
     if (!host.advertise_address) return FailedPrecondition("no advertise address given and no way to detect one");
     KH_ASSIGN_OR_RETURN(config.advertise_address, host.advertise_address());
   }
@@ -830,17 +904,27 @@ Result<ClusterConfig> LoadKubeadmConfig(const std::filesystem::path& file, bool 
   return config;
 }
 
+Status RequireControlPlaneNode(const ClusterConfig& config) {
+  if (config.node_role != NodeRole::kJoinWorker) return OkStatus();
+  return InvalidArgument("the kubeadm config's JoinConfiguration has no controlPlane section: it describes a worker "
+                         "node, which gets no control-plane certificates (add controlPlane.localAPIEndpoint for "
+                         "'kubeadm join --control-plane')");
+}
+
 Status ValidateClusterConfig(const ClusterConfig& c) {
+  const bool join = c.node_role != NodeRole::kInit;
+  const std::string node_doc = join ? "JoinConfiguration" : "InitConfiguration";
+  const std::string endpoint = join ? "JoinConfiguration.controlPlane.localAPIEndpoint" : "InitConfiguration.localAPIEndpoint";
   if (!IsDns1123Subdomain(c.node_name)) {
-    return InvalidArgument("field \"InitConfiguration.nodeRegistration.name\": " + Quoted(c.node_name) +
+    return InvalidArgument("field \"" + node_doc + ".nodeRegistration.name\": " + Quoted(c.node_name) +
                            " is not a lower-case DNS-1123 subdomain");
   }
-  if (!IsIp(c.advertise_address)) {
-    return InvalidArgument("field \"InitConfiguration.localAPIEndpoint.advertiseAddress\": " +
-                           Quoted(c.advertise_address) + " is not an IP address");
+  if (!IsIp(c.advertise_address) && !(c.node_role == NodeRole::kJoinWorker && c.advertise_address.empty())) {
+    return InvalidArgument("field \"" + endpoint + ".advertiseAddress\": " + Quoted(c.advertise_address) +
+                           " is not an IP address");
   }
   if (c.bind_port < 1 || c.bind_port > 65535) {
-    return InvalidArgument("field \"InitConfiguration.localAPIEndpoint.bindPort\": " + std::to_string(c.bind_port) +
+    return InvalidArgument("field \"" + endpoint + ".bindPort\": " + std::to_string(c.bind_port) +
                            " is not in 1..65535");
   }
   if (!c.control_plane_endpoint.empty()) {

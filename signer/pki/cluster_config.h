@@ -1,6 +1,6 @@
 // The cluster facts the PKI needs, read from kubeadm's own configuration file
-// (InitConfiguration + ClusterConfiguration, kubeadm.k8s.io/v1beta3 and v1beta4, multi-document
-// YAML) with kubeadm's defaults where a field is absent.
+// (InitConfiguration or JoinConfiguration, plus ClusterConfiguration; kubeadm.k8s.io/v1beta3 and
+// v1beta4, multi-document YAML) with kubeadm's defaults where a field is absent.
 #pragma once
 
 #include <chrono>
@@ -18,10 +18,21 @@
 
 namespace kubehsm::signer::pki {
 
+// Which node a kubeadm config file describes.
+enum class NodeRole {
+  kInit,              // InitConfiguration (or none): the first control-plane node
+  kJoinControlPlane,  // JoinConfiguration with controlPlane: a further control-plane node
+  kJoinWorker,        // JoinConfiguration without controlPlane: a worker, no control-plane certificates
+};
+
 struct ClusterConfig {
+  NodeRole node_role = NodeRole::kInit;
+
   std::string node_name;               // nodeRegistration.name; default: lower-cased hostname
-  std::string advertise_address;       // localAPIEndpoint.advertiseAddress; default: default-route interface IP
-  int bind_port = 6443;                // localAPIEndpoint.bindPort
+  // localAPIEndpoint.advertiseAddress (JoinConfiguration: controlPlane.localAPIEndpoint);
+  // default: default-route interface IP
+  std::string advertise_address;
+  int bind_port = 6443;                // localAPIEndpoint.bindPort (JoinConfiguration: controlPlane.localAPIEndpoint)
   std::string control_plane_endpoint;  // "" or "host[:port]" (IPv6 hosts bracketed)
   std::string service_subnet = "10.96.0.0/12";  // networking.serviceSubnet (may be comma-separated dual-stack)
   std::string dns_domain = "cluster.local";     // networking.dnsDomain
@@ -55,6 +66,10 @@ Result<ClusterConfig> ParseKubeadmConfig(std::string_view yaml);
 Result<ClusterConfig> LoadKubeadmConfig(const std::filesystem::path& file);
 Result<ClusterConfig> LoadKubeadmConfig(const std::filesystem::path& file, bool allow_public_suffix_wildcards);
 
+// OK unless `config` describes a worker node (a JoinConfiguration without controlPlane), for which
+// control-plane certificates must not be made: then kInvalidArgument saying so.
+Status RequireControlPlaneNode(const ClusterConfig& config);
+
 // Checks the cross-field rules (addresses parse, CIDR valid, port range, validity > 0, ...). A
 // certSANs wildcard whose remainder is a single label ("*.com", "*.local") or a common multi-label
 // public suffix ("*.co.uk", "*.github.io"; a short built-in list) is refused unless
@@ -77,10 +92,17 @@ HostDefaults SystemHostDefaults();
 // As ParseKubeadmConfig(yaml), with host defaults taken from `host` (tests pass fixed values).
 // Rules, all failing with kInvalidArgument and naming the field by its full path
 // ("ClusterConfiguration.networking.dnsDomian"), or the YAML line/column for syntax errors:
-//  - documents: kubeadm.k8s.io/v1beta3|v1beta4 InitConfiguration and ClusterConfiguration are read;
-//    JoinConfiguration (and v1beta4 ResetConfiguration/UpgradeConfiguration), KubeletConfiguration
-//    (kubelet.config.k8s.io/*) and KubeProxyConfiguration (kubeproxy.config.k8s.io/*) are accepted
-//    and ignored; any other apiVersion/kind, a missing apiVersion/kind or a repeated kind fails;
+//  - documents: kubeadm.k8s.io/v1beta3|v1beta4 InitConfiguration, JoinConfiguration and
+//    ClusterConfiguration are read; v1beta4 ResetConfiguration/UpgradeConfiguration (mappings),
+//    KubeletConfiguration (kubelet.config.k8s.io/*) and KubeProxyConfiguration
+//    (kubeproxy.config.k8s.io/*) are accepted and ignored; any other apiVersion/kind, a missing
+//    apiVersion/kind or a repeated kind fails;
+//  - InitConfiguration and JoinConfiguration together fail (they describe different nodes). A
+//    JoinConfiguration's nodeRegistration.name and controlPlane.localAPIEndpoint take the place of
+//    InitConfiguration's (node_role kJoinControlPlane); without controlPlane it is a worker
+//    (kJoinWorker, see RequireControlPlaneNode). A JoinConfiguration with controlPlane needs the
+//    cluster's ClusterConfiguration in the same file, with a controlPlaneEndpoint (kubeadm adds no
+//    control-plane node to a cluster without one), since the join document holds no cluster settings;
 //  - every field of the kubeadm schema is accepted at its own nesting level and type-checked;
 //    unknown fields, duplicate keys, and fields of the other schema version fail (e.g.
 //    encryptionAlgorithm in v1beta3);

@@ -423,7 +423,22 @@ std::optional<InitPhase> ParseInitPhase(std::string_view name) {
   return std::nullopt;
 }
 
+namespace {
+
+// `init` builds the first node's PKI (CAs, super-admin.conf, kubelet.conf); a JoinConfiguration
+// describes another node, whose set is `certs issue` / `sign-dir --node-set control-plane-join`.
+Status RequireInitNode(const ClusterConfig& config) {
+  if (config.node_role == NodeRole::kInit) return OkStatus();
+  return InvalidArgument(
+      "the kubeadm config is a JoinConfiguration: 'init' builds the first control-plane node's PKI; for a joining "
+      "control-plane node use 'kubehsm certs issue --config FILE' or 'kubehsm certs sign-dir --node-set "
+      "control-plane-join'");
+}
+
+}  // namespace
+
 Result<RunSummary> RunInitPhase(KeyStore& store, InitPhase phase, const PkiOptions& options) {
+  KH_RETURN_IF_ERROR(RequireInitNode(options.config));
   internal::Runner r{store, options, {}};
   KH_RETURN_IF_ERROR(internal::RunPhase(r, phase));
   return r.summary;
@@ -450,6 +465,7 @@ int FreshLeafKeysNeeded(const PkiOptions& options) {
 }  // namespace
 
 Result<RunSummary> RunInit(KeyStore& store, const PkiOptions& options) {
+  KH_RETURN_IF_ERROR(RequireInitNode(options.config));
   internal::Runner r{store, options, {}};
   // Leaf keys are generated in the background from the start, overlapping the token's CA and SA
   // key generation; bounded to the cores there are (at most 4 threads).
@@ -472,6 +488,7 @@ Result<RunSummary> RunInit(KeyStore& store, const PkiOptions& options) {
 }
 
 Result<RunSummary> IssueNodeSet(KeyStore& store, const std::filesystem::path& ca_cert_dir, const PkiOptions& options) {
+  KH_RETURN_IF_ERROR(RequireControlPlaneNode(options.config));
   internal::Runner r{store, options, {}, "issue"};
   r.Say("[certs] Using certificateDir folder \"" + options.cert_dir.string() + "\"");
   // The shared files: CA certificates (and sa.pub) copied byte-for-byte.
@@ -512,6 +529,31 @@ Result<RunSummary> IssueNodeSet(KeyStore& store, const std::filesystem::path& ca
   }
   KH_RETURN_IF_ERROR(internal::IssueLeafSet(r, ca_cert_dir));
   KH_RETURN_IF_ERROR(internal::WriteKubeconfigs(r, /*node_set_only=*/true));
+
+  // What travels to the node, and what does not exist to travel.
+  std::string certs;
+  std::string keys;
+  auto add = [](std::string& list, const std::filesystem::path& p) { list += (list.empty() ? "" : ", ") + p.string(); };
+  for (const CaProfile& ca : CaProfiles()) {
+    if (ca.id == CaId::kEtcdCa && options.config.external_etcd) continue;
+    add(certs, CertPath(options.cert_dir, ca.file_base));
+  }
+  if (PathExists(SaPubPath(options.cert_dir))) add(certs, SaPubPath(options.cert_dir));
+  for (const LeafProfile& leaf : LeafProfiles()) {
+    if (leaf.etcd && options.config.external_etcd) continue;
+    add(certs, CertPath(options.cert_dir, leaf.file_base));
+    add(keys, KeyPath(options.cert_dir, leaf.file_base));
+  }
+  for (const KubeconfigProfile& kc : KubeconfigProfiles()) {
+    if (!kc.init_only) add(keys, options.kubeconfig_dir / kc.file_name);
+  }
+  r.Say("[certs] Copy to node \"" + options.config.node_name + "\" (into its " + options.config.cert_dir +
+        " and /etc/kubernetes, keeping this layout): " + certs);
+  r.Say("[certs] Also copy, over a trusted channel, then delete here: " + keys +
+        " (the leaf private keys were generated on this signing box; the kubeconfigs hold their client keys)");
+  r.Say("[certs] Not copied: no CA private key exists on disk (ca, etcd/ca and front-proxy-ca keys stay in the "
+        "token, so kubeadm join runs in external-CA mode); super-admin.conf and kubelet.conf are not issued (kubeadm "
+        "creates super-admin.conf on init only, and join's kubelet TLS bootstrap writes kubelet.conf)");
   return r.summary;
 }
 

@@ -83,7 +83,45 @@ Status CheckExisting(const X509* cert, const Item& item, const X509* ca_cert, Cl
   return OkStatus();
 }
 
+// Is the kubeconfig part of the node set?
+bool InNodeSet(const KubeconfigProfile& kc, NodeSet set) { return set == NodeSet::kInit || !kc.init_only; }
+
+// The apiserver certificate must name everything the config says clients use to reach this node:
+// a CSR lacking e.g. the controlPlaneEndpoint would yield a certificate clients behind the load
+// balancer refuse. Adds one problem listing every missing SAN.
+void CheckApiserverSansComplete(const Item& item, const ClusterConfig& config, Problems& problems) {
+  Result<SanSet> want = ComputeSans(item.leaf->sans, config, nullptr);
+  if (!want.ok()) {
+    problems.Add(item.csr_path, want.status().message());
+    return;
+  }
+  std::vector<std::string> have_ips;
+  for (const std::string& ip : item.csr.sans.ips) have_ips.push_back(FormatIp(ParseIp(ip)));
+  std::string missing;
+  for (const std::string& dns : want->dns) {
+    if (std::find(item.csr.sans.dns.begin(), item.csr.sans.dns.end(), dns) == item.csr.sans.dns.end()) {
+      missing += (missing.empty() ? "" : ", ") + ("DNS:" + dns);
+    }
+  }
+  for (const std::string& ip : want->ips) {
+    if (std::find(have_ips.begin(), have_ips.end(), FormatIp(ParseIp(ip))) == have_ips.end()) {
+      missing += (missing.empty() ? "" : ", ") + ("IP:" + ip);
+    }
+  }
+  if (!missing.empty()) {
+    problems.Add(item.csr_path, "lacks SANs the cluster config requires: " + missing +
+                                    " (make the CSR with the same config: node name, advertise address, "
+                                    "controlPlaneEndpoint and apiServer.certSANs)");
+  }
+}
+
 }  // namespace
+
+std::optional<NodeSet> ParseNodeSet(std::string_view name) {
+  if (name == "init") return NodeSet::kInit;
+  if (name == "control-plane-join") return NodeSet::kControlPlaneJoin;
+  return std::nullopt;
+}
 
 std::vector<std::string> GenerateCsrInputNames() {
   std::vector<std::string> names;
@@ -112,6 +150,7 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
     if (options.progress) options.progress(line);
   };
   const ClusterConfig& config = options.config;
+  KH_RETURN_IF_ERROR(RequireControlPlaneNode(config));
   Problems problems;
   CsrCheckContext ctx;
   ctx.config = &config;
@@ -147,7 +186,8 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
     item.csr_path = options.cert_dir / (item.name + ".csr");
     item.out_path = CertPath(options.cert_dir, leaf.file_base);
     if (leaf.etcd && config.external_etcd && !PathExists(item.csr_path)) continue;
-    if (read_csr(item) && item.csr.public_key) {
+    if (read_csr(item) && leaf.name == "apiserver") CheckApiserverSansComplete(item, config, problems);
+    if (item.csr.public_key) {
       const fs::path key_path = KeyPath(options.cert_dir, leaf.file_base);
       if (PathExists(key_path)) {  // the leaf keys may stay on the node; when present they must match
         Result<std::string> key_pem = ReadInput(key_path, kMaxPemFileBytes);
@@ -162,6 +202,7 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
     items.push_back(std::move(item));
   }
   for (const KubeconfigProfile& kc : KubeconfigProfiles()) {
+    if (!InNodeSet(kc, options.node_set)) continue;  // its CSR, if any, is refused below
     Item item;
     item.name = std::string(kc.file_name);
     item.kubeconfig = &kc;
@@ -207,7 +248,7 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
     const fs::path& p = it->path();
     if (p.extension() != ".csr") continue;
     const std::string rel = fs::relative(p, options.cert_dir).replace_extension().generic_string();
-    if (same_dirs && FindKubeconfigProfile(rel) != nullptr) continue;
+    if (same_dirs && FindKubeconfigProfile(rel) != nullptr) continue;  // checked with the kubeconfig dir
     const LeafProfile* leaf = FindLeafProfile(rel);
     if (leaf == nullptr || leaf->file_base != rel) {
       problems.Add(p, "unknown CSR file: no kubeadm certificate is named '" + rel + "'");
@@ -217,9 +258,15 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
        it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (!name.ends_with(".conf.csr")) continue;
-    if (FindKubeconfigProfile(name.substr(0, name.size() - 4)) == nullptr) {
+    const KubeconfigProfile* kc = FindKubeconfigProfile(name.substr(0, name.size() - 4));
+    if (kc == nullptr) {
       problems.Add(it->path(),
                    "unknown CSR file: no kubeadm kubeconfig is named '" + name.substr(0, name.size() - 4) + "'");
+    } else if (!InNodeSet(*kc, options.node_set)) {
+      problems.Add(it->path(), "not part of the control-plane-join set: a joining control-plane node gets no " +
+                                   std::string(kc->file_name) +
+                                   " (kubeadm writes super-admin.conf on init only; join's kubelet TLS bootstrap "
+                                   "writes kubelet.conf); remove it and its kubeconfig from the node's output");
     }
   }
 

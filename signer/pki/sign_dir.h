@@ -12,6 +12,11 @@
 //                                              copied from the CA dir, without keys   (0644)
 //                                              <cert-dir>/sa.pub from the CA dir, if there (0600)
 //
+// With NodeSet::kControlPlaneJoin the kubeconfigs marked init_only are not part of the layout.
+// In every set the apiserver CSR must request every SAN the config yields for the node (node name,
+// advertise address, controlPlaneEndpoint, apiServer.certSANs, the service names and IP), so the
+// certificate never lacks the load balancer's name.
+//
 // All or nothing per run: every CSR is parsed and checked against its profile (inferred from the
 // file name) and the cluster config first (CN, O, SANs the config allows, key type and size equal
 // to the config's encryptionAlgorithm, .key/kubeconfig key matching the CSR); any problem refuses
@@ -22,7 +27,9 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -33,7 +40,19 @@
 
 namespace kubehsm::signer::pki {
 
+// Which certificate set a run signs.
+enum class NodeSet {
+  kInit,              // the first node: every leaf and all five kubeconfigs (generate-csr's full output)
+  kControlPlaneJoin,  // a joining control-plane node: every leaf, admin.conf, controller-manager.conf and
+                      // scheduler.conf; super-admin.conf (init only) and kubelet.conf (join's TLS bootstrap
+                      // writes it) are neither required nor signed: their CSRs are refused
+};
+
+// "init" / "control-plane-join"; nullopt otherwise.
+std::optional<NodeSet> ParseNodeSet(std::string_view name);
+
 struct SignDirOptions {
+  NodeSet node_set = NodeSet::kInit;     // the set expected in the directories
   ClusterConfig config;                  // the cluster config the node ran generate-csr with
   std::filesystem::path cert_dir;        // generate-csr's --cert-dir
   std::filesystem::path kubeconfig_dir;  // generate-csr's --kubeconfig-dir

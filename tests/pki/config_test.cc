@@ -254,14 +254,6 @@ imageRepository: "registry.k8s.io"
 clusterName: "example-cluster"
 featureGates:
   PublicKeysECDSA: true
----
-apiVersion: kubeadm.k8s.io/v1beta3
-kind: JoinConfiguration
-discovery:
-  bootstrapToken:
-    apiServerEndpoint: 10.100.0.1:6443
-    token: abcdef.0123456789abcdef
-    unsafeSkipCAVerification: true
 )";
 
 // `kubeadm config print init-defaults` of kubeadm 1.31 (v1beta4).
@@ -481,8 +473,8 @@ TEST(ConfigTest, IgnoresOtherComponentDocuments) {
   auto r = Parse(
       "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nanything: [goes]\n---\n"
       "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ipvs\n---\n"
-      "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery: {file: {kubeConfigPath: /x}}\n---\n"
-      "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ResetConfiguration\nforce: true\n---\n");
+      "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ResetConfiguration\nforce: true\n---\n"
+      "apiVersion: kubeadm.k8s.io/v1beta4\nkind: UpgradeConfiguration\napply: {forceUpgrade: true}\n---\n");
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->cluster_name, "kubernetes");
 }
@@ -499,6 +491,183 @@ TEST(ConfigTest, ExplicitNullsAreUnset) {
 const std::string kCluster4 = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n";
 const std::string kCluster3 = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n";
 const std::string kInit4 = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n";
+
+// ---- JoinConfiguration -----------------------------------------------------------------------
+
+// A control-plane join file as the README describes it: the node's JoinConfiguration beside the
+// cluster's ClusterConfiguration (every JoinConfiguration field of v1beta4 set).
+constexpr char kJoinV1beta4[] = R"(apiVersion: kubeadm.k8s.io/v1beta4
+kind: JoinConfiguration
+dryRun: false
+nodeRegistration:
+  name: cp2
+  criSocket: unix:///run/containerd/containerd.sock
+  taints: []
+  kubeletExtraArgs:
+  - name: node-ip
+    value: 192.0.2.3
+  ignorePreflightErrors: [IsPrivilegedUser]
+  imagePullPolicy: IfNotPresent
+  imagePullSerial: true
+caCertPath: /etc/kubernetes/pki/ca.crt
+discovery:
+  bootstrapToken:
+    token: abcdef.0123456789abcdef
+    apiServerEndpoint: k8s-api.example.com:6443
+    caCertHashes: ["sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"]
+    unsafeSkipCAVerification: false
+  tlsBootstrapToken: abcdef.0123456789abcdef
+controlPlane:
+  localAPIEndpoint:
+    advertiseAddress: 192.0.2.3
+    bindPort: 7443
+  certificateKey: e6a2eb8581237ab72a4f494f30285ec12a9694d750b9785706a83bfcbbbd2204
+skipPhases: [preflight]
+patches:
+  directory: /etc/kubernetes/patches
+timeouts:
+  discovery: 5m0s
+  tlsBootstrap: 5m0s
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+controlPlaneEndpoint: k8s-api.example.com:6443
+apiServer:
+  certSANs: [10.100.1.1, api.example.com]
+)";
+
+// The same in v1beta3 (discovery.timeout instead of timeouts, no dryRun, map extra args).
+constexpr char kJoinV1beta3[] = R"(apiVersion: kubeadm.k8s.io/v1beta3
+kind: JoinConfiguration
+nodeRegistration:
+  name: cp3
+  kubeletExtraArgs:
+    node-ip: 192.0.2.4
+caCertPath: /etc/kubernetes/pki/ca.crt
+discovery:
+  file:
+    kubeConfigPath: /etc/kubernetes/discovery.conf
+  tlsBootstrapToken: abcdef.0123456789abcdef
+  timeout: 5m0s
+controlPlane:
+  localAPIEndpoint:
+    advertiseAddress: 192.0.2.4
+  certificateKey: e6a2eb8581237ab72a4f494f30285ec12a9694d750b9785706a83bfcbbbd2204
+skipPhases: [preflight]
+patches:
+  directory: /etc/kubernetes/patches
+---
+apiVersion: kubeadm.k8s.io/v1beta3
+kind: ClusterConfiguration
+controlPlaneEndpoint: k8s-api.example.com
+)";
+
+TEST(ConfigTest, ParsesV1beta4ControlPlaneJoinConfiguration) {
+  auto r = ParseKubeadmConfig(kJoinV1beta4, NoHost());
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->node_role, NodeRole::kJoinControlPlane);
+  EXPECT_EQ(r->node_name, "cp2");
+  EXPECT_EQ(r->advertise_address, "192.0.2.3");
+  EXPECT_EQ(r->bind_port, 7443);
+  EXPECT_EQ(r->control_plane_endpoint, "k8s-api.example.com:6443");
+  EXPECT_EQ(r->apiserver_cert_sans, (std::vector<std::string>{"10.100.1.1", "api.example.com"}));
+  EXPECT_TRUE(RequireControlPlaneNode(*r).ok());
+}
+
+TEST(ConfigTest, ParsesV1beta3ControlPlaneJoinConfiguration) {
+  auto r = ParseKubeadmConfig(kJoinV1beta3, NoHost());
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->node_role, NodeRole::kJoinControlPlane);
+  EXPECT_EQ(r->node_name, "cp3");
+  EXPECT_EQ(r->advertise_address, "192.0.2.4");
+  EXPECT_EQ(r->bind_port, 6443);
+  EXPECT_EQ(r->control_plane_endpoint, "k8s-api.example.com");
+}
+
+TEST(ConfigTest, JoinWithoutAdvertiseAddressUsesTheHostDefaultLikeInit) {
+  auto r = Parse("apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ncontrolPlane: {}\n---\n" + std::string(
+                 "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: lb.example\n"));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->node_role, NodeRole::kJoinControlPlane);
+  EXPECT_EQ(r->node_name, "fake-node");
+  EXPECT_EQ(r->advertise_address, "192.0.2.10");
+}
+
+TEST(ConfigTest, JoinConfigurationUnknownFieldsAreRefusedWithLineAndColumn) {
+  const std::string join4 = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\n";
+  ExpectInvalid(join4 + "bogusField: 1\n", {"unknown field \"JoinConfiguration.bogusField\"", "line 3", "column 1"});
+  ExpectInvalid(join4 + "controlPlane:\n  localAPIEndpoint:\n    advertiseAdress: 192.0.2.3\n",
+                {"unknown field \"JoinConfiguration.controlPlane.localAPIEndpoint.advertiseAdress\"", "line 5",
+                 "column 5"});
+  ExpectInvalid(join4 + "discovery:\n  bootstrapToken:\n    tokn: x\n",
+                {"unknown field \"JoinConfiguration.discovery.bootstrapToken.tokn\"", "line 5"});
+  // Fields of the other schema version.
+  ExpectInvalid(join4 + "discovery:\n  timeout: 5m\n",
+                {"\"JoinConfiguration.discovery.timeout\"", "not in kubeadm.k8s.io/v1beta4", "line 4"});
+  ExpectInvalid("apiVersion: kubeadm.k8s.io/v1beta3\nkind: JoinConfiguration\ndryRun: true\n",
+                {"\"JoinConfiguration.dryRun\"", "only in kubeadm.k8s.io/v1beta4", "line 3"});
+  ExpectInvalid("apiVersion: kubeadm.k8s.io/v1beta3\nkind: JoinConfiguration\ntimeouts: {discovery: 5m}\n",
+                {"\"JoinConfiguration.timeouts\"", "only in kubeadm.k8s.io/v1beta4"});
+  // Types and values.
+  ExpectInvalid(join4 + "controlPlane:\n  localAPIEndpoint:\n    bindPort: many\n",
+                {"\"JoinConfiguration.controlPlane.localAPIEndpoint.bindPort\"", "32-bit integer", "line 5"});
+  ExpectInvalid(join4 + "controlPlane:\n  localAPIEndpoint:\n    bindPort: 70000\n---\n" + kCluster4 +
+                    "controlPlaneEndpoint: lb.example\n",
+                {"\"JoinConfiguration.controlPlane.localAPIEndpoint.bindPort\"", "1..65535", "line 5"});
+  ExpectInvalid(join4 + "controlPlane:\n  localAPIEndpoint:\n    advertiseAddress: cp2.example\n---\n" + kCluster4 +
+                    "controlPlaneEndpoint: lb.example\n",
+                {"\"JoinConfiguration.controlPlane.localAPIEndpoint.advertiseAddress\"", "not an IP address"});
+  ExpectInvalid(join4 + "nodeRegistration: {name: CP2}\n", {"\"JoinConfiguration.nodeRegistration.name\""});
+}
+
+TEST(ConfigTest, InitAndJoinConfigurationTogetherAreRefused) {
+  for (const char* version : {"v1beta3", "v1beta4"}) {
+    const std::string api = std::string("apiVersion: kubeadm.k8s.io/") + version + "\n";
+    ExpectInvalid(api + "kind: InitConfiguration\n---\n" + api + "kind: JoinConfiguration\ncontrolPlane: {}\n---\n" +
+                      api + "kind: ClusterConfiguration\ncontrolPlaneEndpoint: lb.example\n",
+                  {"document 2", "both InitConfiguration and JoinConfiguration", "one file per node", "line 5"});
+    // Either order.
+    ExpectInvalid(api + "kind: JoinConfiguration\n---\n" + api + "kind: InitConfiguration\n",
+                  {"document 2", "both InitConfiguration and JoinConfiguration"});
+  }
+}
+
+TEST(ConfigTest, ControlPlaneJoinNeedsClusterConfigurationWithControlPlaneEndpoint) {
+  const std::string join = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\n"
+                           "nodeRegistration: {name: cp2}\ncontrolPlane: {localAPIEndpoint: {advertiseAddress: 192.0.2.3}}\n";
+  ExpectInvalid(join, {"must also hold the cluster's ClusterConfiguration", "line 1"});
+  ExpectInvalid(join + "---\n" + kCluster4 + "apiServer: {certSANs: [api.example.com]}\n",
+                {"\"ClusterConfiguration.controlPlaneEndpoint\"", "must be set for a control-plane join"});
+}
+
+TEST(ConfigTest, WorkerJoinParsesButIsRefusedForControlPlaneCertificates) {
+  auto r = ParseKubeadmConfig(
+      "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\nnodeRegistration: {name: w1}\n"
+      "discovery: {bootstrapToken: {token: abcdef.0123456789abcdef, apiServerEndpoint: 'lb.example:6443'}}\n",
+      NoHost());  // a worker has no advertise address to detect
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->node_role, NodeRole::kJoinWorker);
+  EXPECT_EQ(r->node_name, "w1");
+  EXPECT_EQ(r->advertise_address, "");
+  const Status s = RequireControlPlaneNode(*r);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("no controlPlane section: it describes a worker node"), std::string::npos) << s.message();
+  // `controlPlane: null` is Go's nil pointer: a worker too.
+  auto null_cp = Parse("apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ncontrolPlane: null\n");
+  ASSERT_TRUE(null_cp.ok()) << null_cp.status().message();
+  EXPECT_EQ(null_cp->node_role, NodeRole::kJoinWorker);
+}
+
+TEST(ConfigTest, ResetAndUpgradeConfigurationAreIgnoredOnlyWhenWellFormed) {
+  for (const std::string kind : {"ResetConfiguration", "UpgradeConfiguration"}) {
+    const std::string doc = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: " + kind + "\n";
+    EXPECT_TRUE(Parse(doc + "anything: {goes: here}\n").ok()) << kind;
+    ExpectInvalid(kCluster4 + "---\n" + doc + "force: [true\n", {"line"});
+    ExpectInvalid("apiVersion: kubeadm.k8s.io/v1beta3\nkind: " + kind + "\n", {"unknown kind \"" + kind + "\""});
+  }
+}
+
 
 TEST(ConfigTest, ParseFailsOnUnknownNestedField) {
   ExpectInvalid(kCluster4 + "networking:\n  dnsDomian: cluster.local\n",

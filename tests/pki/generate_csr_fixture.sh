@@ -2,7 +2,7 @@
 # Builds, with the openssl CLI only, exactly what
 #   kubeadm certs generate-csr --config CONFIG --cert-dir OUT/pki --kubeconfig-dir OUT
 # leaves behind (kubeadm is not a Debian package; spec kubeadm-pki.md §6). Used by the sign-dir
-# tests. Usage: generate_csr_fixture.sh OUT NODE_NAME ADVERTISE_ADDRESS [ec|rsa] [MINOR]
+# tests. Usage: generate_csr_fixture.sh OUT NODE_NAME ADVERTISE_ADDRESS [ec|rsa] [MINOR] [EXTRA_APISERVER_SANS]
 # MINOR (default 36, kubehsm's default version) is the kubeadm 1.MINOR being mirrored: from 36
 # the apiserver-kubelet-client CSR has CN only (no O=kubeadm:cluster-admins; spec
 # kubeadm-versions.md), up to 35 it is O=kubeadm:cluster-admins + CN.
@@ -26,9 +26,11 @@
 #    sa.* are written (generate-csr writes neither).
 # The config it corresponds to: nodeRegistration.name NODE_NAME, localAPIEndpoint.advertiseAddress
 # ADVERTISE_ADDRESS (port 6443), no controlPlaneEndpoint, serviceSubnet 10.96.0.0/12, dnsDomain
-# cluster.local, clusterName kubernetes, no extra SANs.
+# cluster.local, clusterName kubernetes, no extra SANs. EXTRA_APISERVER_SANS (openssl form, e.g.
+# "DNS:lb.example.com,IP:10.100.1.1") adds what the config's controlPlaneEndpoint and
+# apiServer.certSANs give to the apiserver CSR.
 set -euo pipefail
-out=$1 node=$2 adv=$3 algo=${4:-ec} minor=${5:-36}
+out=$1 node=$2 adv=$3 algo=${4:-ec} minor=${5:-36} extra_sans=${6:-}
 umask 077
 mkdir -p "$out/pki/etcd"
 
@@ -55,7 +57,7 @@ leaf() {  # leaf BASE SUBJECT [SAN]
 }
 
 leaf apiserver "/CN=kube-apiserver" \
-  "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:$node,IP:10.96.0.1,IP:$adv"
+  "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:$node,IP:10.96.0.1,IP:$adv${extra_sans:+,$extra_sans}"
 if (( minor >= 36 )); then
   leaf apiserver-kubelet-client "/CN=kube-apiserver-kubelet-client"
 else

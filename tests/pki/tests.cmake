@@ -12,6 +12,7 @@ kubehsm_test(pki_maintenance_test LABEL unit SOURCES pki/maintenance_test.cc LIB
 # CSR signing, sign-dir, issuance ledger and audit wiring (issue 4).
 kubehsm_test(pki_sign_csr_test LABEL e2e SOURCES pki/sign_csr_test.cc LIBS kubehsm::pki)
 kubehsm_test(pki_sign_dir_e2e_test LABEL e2e SOURCES pki/sign_dir_e2e_test.cc LIBS kubehsm::pki kubehsm::ledger)
+kubehsm_test(pki_join_e2e_test LABEL e2e SOURCES pki/join_e2e_test.cc LIBS kubehsm::pki)
 kubehsm_test(pki_issuance_test LABEL unit SOURCES pki/issuance_test.cc LIBS kubehsm::pki)
 # Hostile media reaching the signing box (security issue 14: SAN types, policy regex cost,
 # kubelet-serving allow-list, weak public keys, terminal escapes, FIFOs).
