@@ -23,7 +23,9 @@
 #include "signer/pki/maintenance.h"
 #include "signer/pki/pem.h"
 #include "signer/pki/pki_files.h"
+#include "signer/pki/renewal.h"
 #include "signer/pki/sign_dir.h"
+#include "signer/pki/versions.h"
 
 namespace kubehsm::cli {
 namespace po = boost::program_options;
@@ -290,13 +292,18 @@ int CertsSignDir(Context& ctx, const Args& args) {
       "in-tar", po::value<std::string>(), "read the generate-csr layout from this tar archive (pki/... and *.conf)")(
       "out-tar", po::value<std::string>(), "write the signed results into this tar archive")(
       "allow-public-suffix-wildcards", po::bool_switch(),
-      "accept certSANs wildcards over a public suffix (*.com, *.co.uk) in --config; refused by default");
+      "accept certSANs wildcards over a public suffix (*.com, *.co.uk) in --config; refused by default")(
+      "renew", po::bool_switch(),
+      "renewal: sign every CSR present again even where a valid certificate exists (the layout of "
+      "'kubehsm certs renewal-csrs'; kubeconfig certificates come back as <conf>.crt)");
   po::variables_map vm;
   int code = 0;
   if (!ParseArgs(ctx,
                  "kubehsm certs sign-dir --config FILE (--cert-dir DIR --kubeconfig-dir DIR | --in-tar FILE "
-                 "--out-tar FILE) [--ca-dir DIR]\n\nSigns the output of 'kubeadm certs generate-csr' for kubeadm's "
-                 "external-CA mode: every CSR is checked first and any problem refuses the whole run.",
+                 "--out-tar FILE) [--ca-dir DIR] [--renew]\n\nSigns the output of 'kubeadm certs generate-csr' for "
+                 "kubeadm's external-CA mode, or with --renew the output of 'kubehsm certs renewal-csrs': every CSR "
+                 "is checked against its kubeadm profile under --config (and its kubernetesVersion) first and any "
+                 "problem refuses the whole run.",
                  d, nullptr, args, vm, code)) {
     return code;
   }
@@ -311,6 +318,7 @@ int CertsSignDir(Context& ctx, const Args& args) {
   signer::pki::SignDirOptions options;
   options.config = *config;
   options.ca_dir = vm["ca-dir"].as<std::string>();
+  options.renew = vm["renew"].as<bool>();
   std::unique_ptr<WorkDir> work;
   if (vm.count("cert-dir") != 0) options.cert_dir = vm["cert-dir"].as<std::string>();
   if (vm.count("kubeconfig-dir") != 0) options.kubeconfig_dir = vm["kubeconfig-dir"].as<std::string>();
@@ -349,6 +357,106 @@ int CertsSignDir(Context& ctx, const Args& args) {
   return kExitOk;
 }
 
+int CertsRenewalCsrs(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm certs renewal-csrs options");
+  d.add_options()("cert-dir", po::value<std::string>()->default_value("/etc/kubernetes/pki"),
+                  "the node's certificate directory")(
+      "kubeconfig-dir", po::value<std::string>()->default_value("/etc/kubernetes"), "the node's kubeconfig directory")(
+      "out-dir", po::value<std::string>(), "write the CSRs here (pki/<name>.csr, <conf>.csr)")(
+      "out-tar", po::value<std::string>(), "write the CSRs into this tar archive (for 'sign-dir --renew --in-tar')")(
+      "reuse-keys", po::bool_switch(), "request certificates for the existing keys instead of new ones")(
+      "kubernetes-version", po::value<std::string>(),
+      ("renew with the subjects of this Kubernetes version's profiles (an upgrade, e.g. v1.36.0; supported " +
+       signer::pki::SupportedVersionRange() + "); default: each certificate's own subject").c_str());
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx,
+                 "kubehsm certs renewal-csrs (--out-dir DIR | --out-tar FILE) [--cert-dir DIR] [--kubeconfig-dir DIR] "
+                 "[--reuse-keys] [--kubernetes-version V]\n\nOn a node: writes a renewal CSR (same subject and SANs) "
+                 "for every certificate and kubeconfig client certificate there. Each gets a new key, kept on the "
+                 "node as <file>.key.pending (0600) until 'kubehsm certs install-renewed' puts the signed "
+                 "certificate beside it; the output holds CSRs only, never a private key. Needs no token and no "
+                 "CA key.",
+                 d, nullptr, args, vm, code)) {
+    return code;
+  }
+  const bool to_tar = vm.count("out-tar") != 0;
+  if (to_tar == (vm.count("out-dir") != 0)) return ctx.UsageError("renewal-csrs needs one of --out-dir or --out-tar");
+  signer::pki::RenewalCsrOptions options;
+  options.cert_dir = vm["cert-dir"].as<std::string>();
+  options.kubeconfig_dir = vm["kubeconfig-dir"].as<std::string>();
+  options.reuse_keys = vm["reuse-keys"].as<bool>();
+  if (vm.count("kubernetes-version") != 0) {
+    auto v = signer::pki::ParseKubernetesVersion(vm["kubernetes-version"].as<std::string>(), "--kubernetes-version");
+    if (!v.ok()) return ctx.UsageError(v.status().message());
+    options.version = *v;
+  }
+  options.progress = [&ctx](const std::string& line) { ctx.out() << EscapeForTerminal(line) << "\n" << std::flush; };
+  std::unique_ptr<WorkDir> work;
+  if (to_tar) {
+    auto w = WorkDir::Create();
+    if (!w.ok()) return ctx.Fail(w.status());
+    work = std::move(*w);
+    options.out_dir = work->path();
+  } else {
+    options.out_dir = vm["out-dir"].as<std::string>();
+  }
+  auto r = signer::pki::WriteRenewalCsrs(options);
+  if (!r.ok()) return ctx.Fail(r.status());
+  if (to_tar) {
+    const std::string archive = vm["out-tar"].as<std::string>();
+    Status s = signer::pki::WriteLayoutArchive(archive, work->path() / "pki", work->path(),
+                                               signer::pki::RenewalCsrNames());
+    if (!s.ok()) return ctx.Fail(s);
+    ctx.out() << "[renewal-csrs] Wrote " << EscapeForTerminal(archive) << "\n";
+  }
+  ctx.out() << "[renewal-csrs] " << r->csrs << " CSR(s), " << r->new_keys
+            << " new key(s) pending; after 'kubehsm certs sign-dir --renew' run 'kubehsm certs install-renewed'\n";
+  return kExitOk;
+}
+
+int CertsInstallRenewed(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm certs install-renewed options");
+  d.add_options()("cert-dir", po::value<std::string>()->default_value("/etc/kubernetes/pki"),
+                  "the node's certificate directory")(
+      "kubeconfig-dir", po::value<std::string>()->default_value("/etc/kubernetes"), "the node's kubeconfig directory")(
+      "in-dir", po::value<std::string>(), "the signed renewal layout (pki/<name>.crt, <conf>.crt)")(
+      "in-tar", po::value<std::string>(), "the signed archive of 'kubehsm certs sign-dir --renew --out-tar'");
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx,
+                 "kubehsm certs install-renewed (--in-tar FILE | --in-dir DIR) [--cert-dir DIR] [--kubeconfig-dir "
+                 "DIR]\n\nOn a node: installs renewed certificates. Every certificate must be signed by this node's "
+                 "CA and carry the pending key of 'kubehsm certs renewal-csrs' (or, with --reuse-keys, the current "
+                 "key); any problem refuses the whole run. Each certificate is written atomically, then its new "
+                 "key replaces the old one; kubeconfigs get the certificate and key embedded.",
+                 d, nullptr, args, vm, code)) {
+    return code;
+  }
+  const bool from_tar = vm.count("in-tar") != 0;
+  if (from_tar == (vm.count("in-dir") != 0)) return ctx.UsageError("install-renewed needs one of --in-tar or --in-dir");
+  std::unique_ptr<WorkDir> work;
+  fs::path signed_dir;
+  if (from_tar) {
+    auto w = WorkDir::Create();
+    if (!w.ok()) return ctx.Fail(w.status());
+    work = std::move(*w);
+    signed_dir = work->path();
+    Status s = signer::pki::ExtractLayoutArchive(vm["in-tar"].as<std::string>(), signed_dir / "pki", signed_dir,
+                                                 signer::pki::RenewalSignedNames(), "a signed renewal layout");
+    if (!s.ok()) return ctx.Fail(s);
+  } else {
+    signed_dir = vm["in-dir"].as<std::string>();
+  }
+  auto r = signer::pki::InstallRenewed(
+      signed_dir, vm["cert-dir"].as<std::string>(), vm["kubeconfig-dir"].as<std::string>(),
+      [&ctx](const std::string& line) { ctx.out() << EscapeForTerminal(line) << "\n" << std::flush; });
+  if (!r.ok()) return ctx.Fail(r.status());
+  ctx.out() << "Restart the kube-apiserver, kube-controller-manager, kube-scheduler and etcd so that they use the "
+               "new certificates.\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunCerts(Context& ctx, const Args& args) {
@@ -358,7 +466,10 @@ int RunCerts(Context& ctx, const Args& args) {
        {"check-expiration", CertsCheckExpiration, "show when each certificate expires (kubeadm's table, or -o json|yaml)"},
        {"renew", CertsRenew, "renew certificates and kubeconfig credentials (all | NAME)"},
        {"sign-csr", CertsSignCsr, "sign one CSR under a kubeadm, kubelet or policy profile"},
-       {"sign-dir", CertsSignDir, "sign the output of 'kubeadm certs generate-csr' (directory or tar archive)"}});
+       {"sign-dir", CertsSignDir,
+        "sign the output of 'kubeadm certs generate-csr' or, with --renew, of 'renewal-csrs' (directory or tar)"},
+       {"renewal-csrs", CertsRenewalCsrs, "on a node: renewal CSRs for its certificates, with new keys kept on the node"},
+       {"install-renewed", CertsInstallRenewed, "on a node: install the certificates 'sign-dir --renew' signed"}});
 }
 
 }  // namespace kubehsm::cli
