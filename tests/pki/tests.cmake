@@ -16,3 +16,5 @@ kubehsm_test(pki_issuance_test LABEL unit SOURCES pki/issuance_test.cc LIBS kube
 # Hostile media reaching the signing box (security issue 14: SAN types, policy regex cost,
 # kubelet-serving allow-list, weak public keys, terminal escapes, FIFOs).
 kubehsm_test(pki_hostile_input_test LABEL e2e SOURCES pki/hostile_input_test.cc LIBS kubehsm::pki)
+# Air-gapped renewal: renewal-csrs on the node, sign-dir --renew on the box, install-renewed.
+kubehsm_test(pki_renewal_e2e_test LABEL e2e SOURCES pki/renewal_e2e_test.cc LIBS kubehsm::pki)
