@@ -70,11 +70,28 @@ Result<signer::pki::ClusterConfig> OptionalConfig(const po::variables_map& vm) {
   return c;
 }
 
+// --kubernetes-version of the commands that check against kubeadm's profiles (where there is no
+// --config; with one it overrides the config's kubernetesVersion).
+std::string KubernetesVersionHelp() {
+  return "the cluster's Kubernetes version (e.g. v1.36.0; supported " + signer::pki::SupportedVersionRange() +
+         "): the kubeadm profiles of that version apply; default: --config's kubernetesVersion, else " +
+         signer::pki::VersionName(signer::pki::DefaultKubernetesVersion());
+}
+Result<std::optional<signer::pki::KubernetesVersion>> VersionFlag(const po::variables_map& vm) {
+  if (vm.count("kubernetes-version") == 0) return std::optional<signer::pki::KubernetesVersion>();
+  KH_ASSIGN_OR_RETURN(signer::pki::KubernetesVersion v,
+                      signer::pki::ParseKubernetesVersion(vm["kubernetes-version"].as<std::string>(),
+                                                          "--kubernetes-version"));
+  return std::optional<signer::pki::KubernetesVersion>(v);
+}
+
 int CertsCheckExpiration(Context& ctx, const Args& args) {
   po::options_description d("kubehsm certs check-expiration options");
   d.add_options()("cert-dir", po::value<std::string>()->default_value("/etc/kubernetes/pki"), "certificate directory")(
       "kubeconfig-dir", po::value<std::string>()->default_value("/etc/kubernetes"), "kubeconfig directory")(
       "config", po::value<std::string>(), "kubeadm configuration file (for external etcd)")(
+      "kubernetes-version", po::value<std::string>(),
+      (KubernetesVersionHelp() + " (the table is the same for every supported version)").c_str())(
       "output,o", po::value<std::string>()->default_value("text"), "text | json | yaml");
   po::variables_map vm;
   int code = 0;
@@ -86,8 +103,11 @@ int CertsCheckExpiration(Context& ctx, const Args& args) {
   if (output != "text" && output != "json" && output != "yaml") {
     return ctx.UsageError("--output must be text, json or yaml");
   }
+  auto version = VersionFlag(vm);
+  if (!version.ok()) return ctx.UsageError(version.status().message());
   auto config = OptionalConfig(vm);
   if (!config.ok()) return ctx.Fail(config.status());
+  if (*version) config->kubernetes_version = **version;
   auto report = signer::pki::CheckExpiration(vm["cert-dir"].as<std::string>(), vm["kubeconfig-dir"].as<std::string>(),
                                              *config, signer::pki::Clock::now(), nullptr);
   if (!report.ok()) return ctx.Fail(report.status());
@@ -108,6 +128,8 @@ int CertsRenew(Context& ctx, const Args& args) {
       "config", po::value<std::string>(),
       "the cluster's kubeadm configuration: each certificate's subject and SANs must equal what its profile "
       "yields for it (also validity period, key algorithm)")(
+      "kubernetes-version", po::value<std::string>(),
+      (KubernetesVersionHelp() + "; renewed certificates get that version's subject (an upgrade)").c_str())(
       "name", po::value<std::vector<std::string>>(), "all | certificate name (positional)");
   po::positional_options_description pos;
   pos.add("name", -1);
@@ -123,10 +145,13 @@ int CertsRenew(Context& ctx, const Args& args) {
     return code;
   }
   if (vm.count("name") == 0) return ctx.UsageError("'kubehsm certs renew' needs 'all' or a certificate name");
+  auto version = VersionFlag(vm);
+  if (!version.ok()) return ctx.UsageError(version.status().message());
   auto config = OptionalConfig(vm);
   if (!config.ok()) return ctx.Fail(config.status());
   signer::pki::PkiOptions options;
   options.config = *config;
+  if (*version) options.config.kubernetes_version = **version;
   options.cert_dir = vm["cert-dir"].as<std::string>();
   options.kubeconfig_dir = vm["kubeconfig-dir"].as<std::string>();
   options.progress = [&ctx](const std::string& line) { ctx.out() << line << "\n" << std::flush; };
@@ -154,6 +179,7 @@ int CertsRenew(Context& ctx, const Args& args) {
   if (!ledger.ok()) return ctx.Fail(ledger.status());
   signer::pki::RenewOptions renew;
   renew.config_given = vm.count("config") != 0;
+  renew.version_given = version->has_value();
   renew.issued = LedgerIssuedCheck(**ledger);
   auto r = signer::pki::RenewCertificates(**store, names, options, renew);
   if (!r.ok()) return ctx.Fail(r.status());
@@ -186,7 +212,8 @@ int CertsSignCsr(Context& ctx, const Args& args) {
       "node-ip", po::value<std::vector<std::string>>()->composing(),
       "kubelet-serving: an IP address of the node that its certificate may name (repeatable)")(
       "allow-public-suffix-wildcards", po::bool_switch(),
-      "accept --config certSANs wildcards over a public suffix (*.com, *.co.uk); refused by default");
+      "accept --config certSANs wildcards over a public suffix (*.com, *.co.uk); refused by default")(
+      "kubernetes-version", po::value<std::string>(), KubernetesVersionHelp().c_str());
   po::variables_map vm;
   int code = 0;
   if (!ParseArgs(ctx,
@@ -202,6 +229,8 @@ int CertsSignCsr(Context& ctx, const Args& args) {
   const fs::path out = vm["out"].as<std::string>();
   auto validity = ValidityFlag(vm);
   if (!validity.ok()) return ctx.UsageError(validity.status().message());
+  auto version = VersionFlag(vm);
+  if (!version.ok()) return ctx.UsageError(version.status().message());
   auto refuse = [&](const Status& s) {
     AuditCsrRefused(ctx, csr_file, profile_name, s.message());
     return ctx.Fail(s);
@@ -212,6 +241,7 @@ int CertsSignCsr(Context& ctx, const Args& args) {
         signer::pki::LoadKubeadmConfig(vm["config"].as<std::string>(), vm["allow-public-suffix-wildcards"].as<bool>());
     if (!c.ok()) return ctx.Fail(c.status().WithContext("--config"));
     config = *c;
+    if (*version) config->kubernetes_version = **version;
   }
   std::optional<signer::pki::SigningPolicy> policy;
   if (vm.count("policy") != 0) {
@@ -236,6 +266,7 @@ int CertsSignCsr(Context& ctx, const Args& args) {
     }
   }
   check.validity = *validity;
+  check.version = *version;
   // Every check runs before the token is opened: a refused request never needs the PIN.
   const auto problems = signer::pki::CheckCsr(*csr, *profile, check);
   if (!problems.empty()) {

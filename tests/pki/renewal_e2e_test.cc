@@ -6,6 +6,7 @@
 // certificate that does not carry the pending key) and the version following of an upgrade.
 #include <filesystem>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -323,6 +324,117 @@ TEST_F(RenewalTest, RenewalCsrsAndInstallRefuseBadInputWithOneLine) {
                    (dir() / "empty").string()});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_FALSE(r.err.empty());
+}
+
+// kubeadm's `certs check-expiration` says EXTERNALLY MANAGED "yes" for every CA whose certificate
+// is there without its key (external-CA mode, a kubehsm node) and for the certificates under it;
+// a CA key on disk makes that CA "no" again.
+TEST_F(RenewalTest, CheckExpirationShowsExternallyManagedLikeKubeadm) {
+  MakeNode();
+  auto column = [&](const std::string& text, const std::string& row) {
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (line.rfind(row + " ", 0) == 0) {
+        const auto end = line.find_last_not_of(' ');
+        return line.substr(line.find_last_of(' ', end) + 1, end - line.find_last_of(' ', end));
+      }
+    }
+    return std::string("<no row " + row + ">");
+  };
+  auto table = [&] {
+    auto r = NodeKubehsm({"certs", "check-expiration", "--cert-dir", NodePki().string(), "--kubeconfig-dir",
+                          NodeDir().string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  };
+  std::string t = table();
+  for (const char* row : {"admin.conf", "apiserver", "apiserver-etcd-client", "etcd-peer", "front-proxy-client",
+                          "super-admin.conf", "ca", "etcd-ca", "front-proxy-ca"}) {
+    EXPECT_EQ(column(t, row), "yes") << row << "\n" << t;
+  }
+  WriteTestFile(NodePki() / "front-proxy-ca.key", "a CA key on disk\n");
+  t = table();
+  EXPECT_EQ(column(t, "front-proxy-ca"), "no") << t;
+  EXPECT_EQ(column(t, "front-proxy-client"), "no") << t;
+  EXPECT_EQ(column(t, "ca"), "yes") << t;
+  EXPECT_EQ(column(t, "apiserver"), "yes") << t;
+}
+
+// --kubernetes-version where there is no --config: sign-csr, renew and pki verify follow it in both
+// directions (kubeadm-versions.md: apiserver-kubelet-client is O=kubeadm:cluster-admins +
+// CN=kube-apiserver-kubelet-client up to 1.35, CN only from 1.36).
+TEST_F(RenewalTest, SignCsrRenewAndVerifyFollowKubernetesVersionWithoutAConfig) {
+  // sign-csr: a 1.36 request (no O) is accepted for 1.36 and refused for 1.32; a 1.32 one the other way round.
+  for (const std::string o : {"", "/O=kubeadm:cluster-admins"}) {
+    SCOPED_TRACE("O '" + o + "'");
+    const fs::path key = dir() / "akc.key", csr = dir() / "akc.csr";
+    ASSERT_EQ(RunProcess({"openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+                          key.string()})
+                  .exit_code,
+              0);
+    ASSERT_EQ(RunProcess({"openssl", "req", "-new", "-key", key.string(), "-subj",
+                          o + "/CN=kube-apiserver-kubelet-client", "-out", csr.string()})
+                  .exit_code,
+              0);
+    auto sign = [&](const std::string& version) {
+      return Kubehsm({"certs", "sign-csr", "--csr", csr.string(), "--profile", "apiserver-kubelet-client", "--out",
+                      (dir() / "akc.crt").string(), "--cert-dir", ca_dir().string(), "--kubernetes-version",
+                      version});
+    };
+    const std::string accepted = o.empty() ? "v1.36.0" : "v1.32.0", refused = o.empty() ? "v1.32.0" : "v1.36.0";
+    auto r = sign(refused);
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_NE(r.err.find("CSR refused"), std::string::npos) << r.err;
+    r = sign(accepted);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  }
+  EXPECT_EQ(Kubehsm({"certs", "sign-csr", "--csr", "x", "--profile", "apiserver-kubelet-client", "--out", "y",
+                     "--kubernetes-version", "v1.31.0"})
+                .exit_code,
+            1);
+
+  // A 1.36 node: pki verify accepts it as 1.36 and refuses it as 1.32.
+  MakeNode("v1.36.0");
+  auto verify = [&](const std::string& version) {
+    return Kubehsm({"pki", "verify", "--cert-dir", NodePki().string(), "--kubeconfig-dir", NodeDir().string(),
+                    "--kubernetes-version", version});
+  };
+  auto line_of = [](const std::string& out, const std::string& name) {
+    const size_t at = out.find(" " + name + " ");
+    if (at == std::string::npos) return std::string();
+    const size_t start = out.rfind('\n', at);
+    return out.substr(start == std::string::npos ? 0 : start + 1, out.find('\n', at) - (start + 1));
+  };
+  auto v = verify("v1.36.0");
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+  v = verify("v1.32.0");
+  EXPECT_EQ(v.exit_code, 2) << v.out;
+  EXPECT_NE(line_of(v.out, "apiserver-kubelet-client").find("FAIL"), std::string::npos) << v.out;
+
+  // renew --kubernetes-version re-issues with that version's subject, and verify agrees.
+  auto renew = [&](const std::string& version) {
+    return Kubehsm({"certs", "renew", "apiserver-kubelet-client", "--cert-dir", NodePki().string(), "--kubeconfig-dir",
+                    NodeDir().string(), "--kubernetes-version", version});
+  };
+  auto subject = [&] {
+    return RunProcess({"openssl", "x509", "-noout", "-subject", "-nameopt", "compat", "-in",
+                       (NodePki() / "apiserver-kubelet-client.crt").string()})
+        .out;
+  };
+  auto r = renew("v1.32.0");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(subject().find("O=kubeadm:cluster-admins"), std::string::npos) << subject();
+  v = verify("v1.32.0");
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+  v = verify("v1.36.0");
+  EXPECT_EQ(v.exit_code, 2) << v.out;
+  EXPECT_NE(line_of(v.out, "apiserver-kubelet-client").find("FAIL"), std::string::npos) << v.out;
+  r = renew("v1.36.0");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(subject().find("O="), std::string::npos) << subject();
+  v = verify("v1.36.0");
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
 }
 
 }  // namespace
