@@ -79,9 +79,9 @@ std::string KubernetesVersionHelp() {
 }
 Result<std::optional<signer::pki::KubernetesVersion>> VersionFlag(const po::variables_map& vm) {
   if (vm.count("kubernetes-version") == 0) return std::optional<signer::pki::KubernetesVersion>();
-  KH_ASSIGN_OR_RETURN(signer::pki::KubernetesVersion v,
-                      signer::pki::ParseKubernetesVersion(vm["kubernetes-version"].as<std::string>(),
-                                                          "--kubernetes-version"));
+  KH_ASSIGN_OR_RETURN(
+      signer::pki::KubernetesVersion v,
+      signer::pki::ParseKubernetesVersion(vm["kubernetes-version"].as<std::string>(), "--kubernetes-version"));
   return std::optional<signer::pki::KubernetesVersion>(v);
 }
 
@@ -398,7 +398,8 @@ int CertsRenewalCsrs(Context& ctx, const Args& args) {
       "reuse-keys", po::bool_switch(), "request certificates for the existing keys instead of new ones")(
       "kubernetes-version", po::value<std::string>(),
       ("renew with the subjects of this Kubernetes version's profiles (an upgrade, e.g. v1.36.0; supported " +
-       signer::pki::SupportedVersionRange() + "); default: each certificate's own subject").c_str());
+       signer::pki::SupportedVersionRange() + "); default: each certificate's own subject")
+          .c_str());
   po::variables_map vm;
   int code = 0;
   if (!ParseArgs(ctx,
@@ -422,22 +423,31 @@ int CertsRenewalCsrs(Context& ctx, const Args& args) {
     if (!v.ok()) return ctx.UsageError(v.status().message());
     options.version = *v;
   }
-  options.progress = [&ctx](const std::string& line) { ctx.out() << EscapeForTerminal(line) << "\n" << std::flush; };
   std::unique_ptr<WorkDir> work;
+  std::string shown_prefix, archive_prefix;  // tar mode: name members "<archive>:<member>", not the work dir
   if (to_tar) {
     auto w = WorkDir::Create();
     if (!w.ok()) return ctx.Fail(w.status());
     work = std::move(*w);
     options.out_dir = work->path();
+    shown_prefix = work->path().string() + "/";
+    archive_prefix = vm["out-tar"].as<std::string>() + ":";
   } else {
     options.out_dir = vm["out-dir"].as<std::string>();
   }
+  options.progress = [&](const std::string& line) {
+    std::string shown = line;
+    if (const size_t at = shown.find(shown_prefix); !shown_prefix.empty() && at != std::string::npos) {
+      shown.replace(at, shown_prefix.size(), archive_prefix);
+    }
+    ctx.out() << EscapeForTerminal(shown) << "\n" << std::flush;
+  };
   auto r = signer::pki::WriteRenewalCsrs(options);
   if (!r.ok()) return ctx.Fail(r.status());
   if (to_tar) {
     const std::string archive = vm["out-tar"].as<std::string>();
-    Status s = signer::pki::WriteLayoutArchive(archive, work->path() / "pki", work->path(),
-                                               signer::pki::RenewalCsrNames());
+    Status s =
+        signer::pki::WriteLayoutArchive(archive, work->path() / "pki", work->path(), signer::pki::RenewalCsrNames());
     if (!s.ok()) return ctx.Fail(s);
     ctx.out() << "[renewal-csrs] Wrote " << EscapeForTerminal(archive) << "\n";
   }
@@ -479,9 +489,10 @@ int CertsInstallRenewed(Context& ctx, const Args& args) {
   } else {
     signed_dir = vm["in-dir"].as<std::string>();
   }
-  auto r = signer::pki::InstallRenewed(
-      signed_dir, vm["cert-dir"].as<std::string>(), vm["kubeconfig-dir"].as<std::string>(),
-      [&ctx](const std::string& line) { ctx.out() << EscapeForTerminal(line) << "\n" << std::flush; });
+  auto r = signer::pki::InstallRenewed(signed_dir, vm["cert-dir"].as<std::string>(),
+                                       vm["kubeconfig-dir"].as<std::string>(), [&ctx](const std::string& line) {
+                                         ctx.out() << EscapeForTerminal(line) << "\n" << std::flush;
+                                       });
   if (!r.ok()) return ctx.Fail(r.status());
   ctx.out() << "Restart the kube-apiserver, kube-controller-manager, kube-scheduler and etcd so that they use the "
                "new certificates.\n";
@@ -494,12 +505,14 @@ int RunCerts(Context& ctx, const Args& args) {
   return DispatchSubcommand(
       ctx, args, "certs",
       {{"issue", CertsIssue, "issue the per-node certificate set for another control-plane node"},
-       {"check-expiration", CertsCheckExpiration, "show when each certificate expires (kubeadm's table, or -o json|yaml)"},
+       {"check-expiration", CertsCheckExpiration,
+        "show when each certificate expires (kubeadm's table, or -o json|yaml)"},
        {"renew", CertsRenew, "renew certificates and kubeconfig credentials (all | NAME)"},
        {"sign-csr", CertsSignCsr, "sign one CSR under a kubeadm, kubelet or policy profile"},
        {"sign-dir", CertsSignDir,
         "sign the output of 'kubeadm certs generate-csr' or, with --renew, of 'renewal-csrs' (directory or tar)"},
-       {"renewal-csrs", CertsRenewalCsrs, "on a node: renewal CSRs for its certificates, with new keys kept on the node"},
+       {"renewal-csrs", CertsRenewalCsrs,
+        "on a node: renewal CSRs for its certificates, with new keys kept on the node"},
        {"install-renewed", CertsInstallRenewed, "on a node: install the certificates 'sign-dir --renew' signed"}});
 }
 

@@ -371,7 +371,8 @@ Result<std::string> MakeCsrPem(const CertSpec& spec, const EVP_PKEY* key) {
   X509ReqPtr req(X509_REQ_new());
   if (!req) return OpenSslError("X509_REQ_new");
   KH_ASSIGN_OR_RETURN(X509NamePtr name, BuildSubjectName(spec));
-  if (X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) != 1 || X509_REQ_set_subject_name(req.get(), name.get()) != 1 ||
+  if (X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) != 1 ||
+      X509_REQ_set_subject_name(req.get(), name.get()) != 1 ||
       X509_REQ_set_pubkey(req.get(), const_cast<EVP_PKEY*>(key)) != 1) {
     return OpenSslError("building the certificate request");
   }

@@ -132,13 +132,15 @@ Result<ExpirationReport> CheckExpiration(const fs::path& cert_dir, const fs::pat
     if (leaf.etcd && config.external_etcd) continue;
     const CaProfile& ca = GetCaProfile(leaf.ca);
     KH_RETURN_IF_ERROR(add(report.certificates, std::string(leaf.name), std::string(ca.name),
-                           CaExternallyManaged(store, ca, cert_dir), LoadCertificateFile(CertPath(cert_dir, leaf.file_base))));
+                           CaExternallyManaged(store, ca, cert_dir),
+                           LoadCertificateFile(CertPath(cert_dir, leaf.file_base))));
   }
   const CaProfile& root = GetCaProfile(CaId::kCa);
   for (const KubeconfigProfile& kc : KubeconfigProfiles()) {
     if (!kc.renewable) continue;
     KH_RETURN_IF_ERROR(add(report.certificates, std::string(kc.file_name), std::string(root.name),
-                           CaExternallyManaged(store, root, cert_dir), LoadKubeconfigCert(kubeconfig_dir / kc.file_name)));
+                           CaExternallyManaged(store, root, cert_dir),
+                           LoadKubeconfigCert(kubeconfig_dir / kc.file_name)));
   }
   std::sort(report.certificates.begin(), report.certificates.end(),
             [](const auto& a, const auto& b) { return a.name < b.name; });

@@ -120,7 +120,8 @@ Result<RenewalCsrSummary> WriteRenewalCsrs(const RenewalCsrOptions& options) {
     job.csr_out = options.out_dir / (std::string(kc.file_name) + ".csr");
     job.pending_key = PendingKeyPath(options.kubeconfig_dir, std::string(kc.file_name));
     Result<std::string> text = ReadPlain(path);
-    Result<KubeconfigCredentials> creds = text.ok() ? ReadKubeconfig(*text) : Result<KubeconfigCredentials>(text.status());
+    Result<KubeconfigCredentials> creds =
+        text.ok() ? ReadKubeconfig(*text) : Result<KubeconfigCredentials>(text.status());
     if (!creds.ok()) {
       problems.push_back(path.string() + ": " + creds.status().message());
       continue;
@@ -157,7 +158,8 @@ Result<RenewalCsrSummary> WriteRenewalCsrs(const RenewalCsrOptions& options) {
   }
   if (jobs.empty()) {
     return NotFound("no certificate to renew under " + options.cert_dir.string() + " and " +
-                    options.kubeconfig_dir.string() + " (not a kubeadm node's directories? --cert-dir, --kubeconfig-dir)");
+                    options.kubeconfig_dir.string() +
+                    " (not a kubeadm node's directories? --cert-dir, --kubeconfig-dir)");
   }
   for (CsrJob& job : jobs) {
     EvpPkeyPtr fresh;
@@ -321,11 +323,12 @@ Result<InstallRenewedSummary> InstallRenewed(const fs::path& signed_dir, const f
       job.pending_pem = *k;
     }
     Result<std::string> text = ReadPlain(job.target);
-    Result<KubeconfigCredentials> creds = text.ok() ? ReadKubeconfig(*text) : Result<KubeconfigCredentials>(text.status());
+    Result<KubeconfigCredentials> creds =
+        text.ok() ? ReadKubeconfig(*text) : Result<KubeconfigCredentials>(text.status());
     Result<X509Ptr> old = !creds.ok() ? Result<X509Ptr>(creds.status())
-                                      : creds->client_cert_pem.empty()
-                                          ? Result<X509Ptr>(InvalidArgument("no client-certificate-data"))
-                                          : ParseCertificatePem(creds->client_cert_pem);
+                          : creds->client_cert_pem.empty()
+                              ? Result<X509Ptr>(InvalidArgument("no client-certificate-data"))
+                              : ParseCertificatePem(creds->client_cert_pem);
     if (!old.ok()) {
       problems.push_back(job.target.string() + ": " + old.status().message() + " (the kubeconfig to update)");
       continue;
@@ -369,7 +372,8 @@ Result<InstallRenewedSummary> InstallRenewed(const fs::path& signed_dir, const f
     }
     ++summary.installed;
     if (job.has_pending) ++summary.new_keys;
-    Say(progress, "[install-renewed] Installed " + job.target.string() + (job.has_pending ? " (new key)" : " (same key)"));
+    Say(progress,
+        "[install-renewed] Installed " + job.target.string() + (job.has_pending ? " (new key)" : " (same key)"));
   }
   Say(progress, "[install-renewed] Done: " + std::to_string(summary.installed) + " certificate(s) installed, " +
                     std::to_string(summary.new_keys) + " with a new key");

@@ -48,8 +48,8 @@ struct RenewalCsrOptions {
 };
 
 struct RenewalCsrSummary {
-  int csrs = 0;         // CSRs written
-  int new_keys = 0;     // pending keys written
+  int csrs = 0;                      // CSRs written
+  int new_keys = 0;                  // pending keys written
   std::vector<std::string> skipped;  // "kubelet.conf: ...": present but not renewable this way
 };
 

@@ -46,10 +46,11 @@ class RenewalTest : public testutil::KubehsmCaFixture {
   // A kubeadm config for node cp1 at `version`; `validity` ("2h0m0s") ages the certificates.
   fs::path Config(const std::string& name, const std::string& version, const std::string& validity = "") const {
     const fs::path p = dir() / name;
-    WriteTestFile(p, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: cp1\n"
-                     "localAPIEndpoint:\n  advertiseAddress: 192.0.2.1\n---\napiVersion: kubeadm.k8s.io/v1beta4\n"
-                     "kind: ClusterConfiguration\nencryptionAlgorithm: ECDSA-P256\nkubernetesVersion: " +
-                         version + "\n" + (validity.empty() ? "" : "certificateValidityPeriod: " + validity + "\n"));
+    WriteTestFile(p,
+                  "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: cp1\n"
+                  "localAPIEndpoint:\n  advertiseAddress: 192.0.2.1\n---\napiVersion: kubeadm.k8s.io/v1beta4\n"
+                  "kind: ClusterConfiguration\nencryptionAlgorithm: ECDSA-P256\nkubernetesVersion: " +
+                      version + "\n" + (validity.empty() ? "" : "certificateValidityPeriod: " + validity + "\n"));
     return p;
   }
 
@@ -73,8 +74,8 @@ class RenewalTest : public testutil::KubehsmCaFixture {
     return RunProcess(args, {{"SOFTHSM2_CONF", (dir() / "no-such-softhsm2.conf").string()}});
   }
   ProcessResult RenewalCsrs(std::vector<std::string> extra) {
-    std::vector<std::string> args = {"certs", "renewal-csrs", "--cert-dir", NodePki().string(), "--kubeconfig-dir",
-                                     NodeDir().string()};
+    std::vector<std::string> args = {
+        "certs", "renewal-csrs", "--cert-dir", NodePki().string(), "--kubeconfig-dir", NodeDir().string()};
     args.insert(args.end(), extra.begin(), extra.end());
     return NodeKubehsm(args);
   }
@@ -177,8 +178,8 @@ TEST_F(RenewalTest, AgedNodeRenewsThroughTheAirGapWithNewKeysAndNoKeyInEitherArc
   for (const auto& [name, residual] : residuals) EXPECT_GT(residual, 364LL * 24 * 3600) << name;
   // Independent checks: openssl verifies every result under the CA kubeadm expects.
   for (const auto& [leaf, ca] : kCaOf) {
-    auto v = RunProcess({"openssl", "verify", "-CAfile", (NodePki() / (ca + ".crt")).string(),
-                         (NodePki() / (leaf + ".crt")).string()});
+    auto v = RunProcess(
+        {"openssl", "verify", "-CAfile", (NodePki() / (ca + ".crt")).string(), (NodePki() / (leaf + ".crt")).string()});
     EXPECT_EQ(v.exit_code, 0) << leaf << ": " << v.out << v.err;
   }
   for (const char* conf : kConfs) {
@@ -226,9 +227,9 @@ TEST_F(RenewalTest, SignDirRenewRefusesAChangedSubject) {
   auto r = RenewalCsrs({"--out-dir", out.string()});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   const fs::path csr = out / "pki" / "apiserver-kubelet-client.csr";
-  auto forged = RunProcess({"openssl", "req", "-new", "-key",
-                            (NodePki() / "apiserver-kubelet-client.key.pending").string(), "-subj",
-                            "/O=system:masters/CN=kube-apiserver-kubelet-client", "-out", csr.string()});
+  auto forged =
+      RunProcess({"openssl", "req", "-new", "-key", (NodePki() / "apiserver-kubelet-client.key.pending").string(),
+                  "-subj", "/O=system:masters/CN=kube-apiserver-kubelet-client", "-out", csr.string()});
   ASSERT_EQ(forged.exit_code, 0) << forged.err;
   r = Kubehsm({"certs", "sign-dir", "--renew", "--config", Config("cluster.yaml", "v1.36.0").string(), "--ca-dir",
                ca_dir().string(), "--cert-dir", (out / "pki").string(), "--kubeconfig-dir", out.string()});
@@ -258,8 +259,7 @@ TEST_F(RenewalTest, InstallRefusesACertificateThatDoesNotCarryThePendingKey) {
   const auto before = NodeMaterial();
   auto r = Install(tampered);
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
-  EXPECT_NE(r.err.find("pki/apiserver.crt: its public key does not match the pending key"), std::string::npos)
-      << r.err;
+  EXPECT_NE(r.err.find("pki/apiserver.crt: its public key does not match the pending key"), std::string::npos) << r.err;
   EXPECT_EQ(NodeMaterial(), before);
   EXPECT_TRUE(fs::exists(NodePki() / "apiserver.key.pending"));
   EXPECT_TRUE(fs::exists(NodeDir() / "admin.conf.key.pending"));
@@ -343,8 +343,8 @@ TEST_F(RenewalTest, CheckExpirationShowsExternallyManagedLikeKubeadm) {
     return std::string("<no row " + row + ">");
   };
   auto table = [&] {
-    auto r = NodeKubehsm({"certs", "check-expiration", "--cert-dir", NodePki().string(), "--kubeconfig-dir",
-                          NodeDir().string()});
+    auto r = NodeKubehsm(
+        {"certs", "check-expiration", "--cert-dir", NodePki().string(), "--kubeconfig-dir", NodeDir().string()});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return r.out;
   };
@@ -379,8 +379,7 @@ TEST_F(RenewalTest, SignCsrRenewAndVerifyFollowKubernetesVersionWithoutAConfig) 
               0);
     auto sign = [&](const std::string& version) {
       return Kubehsm({"certs", "sign-csr", "--csr", csr.string(), "--profile", "apiserver-kubelet-client", "--out",
-                      (dir() / "akc.crt").string(), "--cert-dir", ca_dir().string(), "--kubernetes-version",
-                      version});
+                      (dir() / "akc.crt").string(), "--cert-dir", ca_dir().string(), "--kubernetes-version", version});
     };
     const std::string accepted = o.empty() ? "v1.36.0" : "v1.32.0", refused = o.empty() ? "v1.32.0" : "v1.36.0";
     auto r = sign(refused);
