@@ -436,5 +436,67 @@ TEST_F(RenewalTest, SignCsrRenewAndVerifyFollowKubernetesVersionWithoutAConfig) 
   EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
 }
 
+// sign-dir --renew over the generate-csr layout itself (the node kept its CSRs): a plain re-run keeps
+// all 12 valid certificates; --renew signs all 12 again, kubeconfigs included, in directory and tar
+// mode.
+TEST_F(RenewalTest, SignDirRenewResignsAGenerateCsrLayoutKubeconfigsIncluded) {
+  const fs::path node = dir() / "gen";
+  auto g = RunProcess({"bash", (kubehsm::testing::SourceDir() / "tests/pki/generate_csr_fixture.sh").string(),
+                       node.string(), "cp1", "192.0.2.1", "ec", "32"});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  const fs::path config = Config("gen.yaml", "v1.32.0");
+  auto sign = [&](bool renew) {
+    std::vector<std::string> args = {"certs",
+                                     "sign-dir",
+                                     "--config",
+                                     config.string(),
+                                     "--cert-dir",
+                                     (node / "pki").string(),
+                                     "--kubeconfig-dir",
+                                     node.string(),
+                                     "--ca-dir",
+                                     ca_dir().string()};
+    if (renew) args.push_back("--renew");
+    return Kubehsm(args);
+  };
+  auto certs = [&] {
+    std::map<std::string, std::string> m;
+    for (const char* leaf : kLeaves) m[leaf] = ReadTestFile(node / "pki" / (std::string(leaf) + ".crt"));
+    for (const char* conf : kConfs) {
+      auto creds = ReadKubeconfig(ReadTestFile(node / conf));
+      EXPECT_TRUE(creds.ok()) << conf;
+      if (creds.ok()) m[conf] = creds->client_cert_pem;
+    }
+    return m;
+  };
+  ASSERT_EQ(sign(false).exit_code, 0);
+  const auto first = certs();
+  auto r = sign(false);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("0 certificate(s) signed, 12 kept"), std::string::npos) << r.out;
+  EXPECT_EQ(certs(), first);
+  r = sign(true);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("12 certificate(s) signed, 0 kept"), std::string::npos) << r.out;
+  const auto second = certs();
+  for (const auto& [name, pem] : second) EXPECT_NE(pem, first.at(name)) << name << " was not re-signed";
+
+  // Tar mode: the node's directory packed as generate-csr left it plus the results; all 12 again.
+  const fs::path in = dir() / "gen.tar", out = dir() / "gen-signed.tar";
+  std::vector<std::string> tar = {"tar", "-C", node.string(), "-cf", in.string()};
+  for (const char* leaf : kLeaves) tar.push_back("pki/" + std::string(leaf) + ".csr");
+  for (const char* conf : kConfs) {
+    tar.push_back(conf);
+    tar.push_back(std::string(conf) + ".csr");
+  }
+  ASSERT_EQ(RunProcess(tar).exit_code, 0);
+  r = Kubehsm({"certs", "sign-dir", "--renew", "--config", config.string(), "--ca-dir", ca_dir().string(), "--in-tar",
+               in.string(), "--out-tar", out.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("12 certificate(s) signed, 0 kept"), std::string::npos) << r.out;
+  auto list = RunProcess({"tar", "-tf", out.string()});
+  for (const char* conf : kConfs) EXPECT_NE(list.out.find(std::string(conf) + "\n"), std::string::npos) << list.out;
+}
+
 }  // namespace
 }  // namespace kubehsm::signer::pki
