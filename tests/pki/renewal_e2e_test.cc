@@ -4,6 +4,7 @@
 // token), `certs install-renewed` on the node, checked by `certs check-expiration`, `pki verify`
 // and `openssl verify`; no private key ever travels; the refusals (a changed subject, a
 // certificate that does not carry the pending key) and the version following of an upgrade.
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <sstream>
@@ -323,7 +324,20 @@ TEST_F(RenewalTest, RenewalCsrsAndInstallRefuseBadInputWithOneLine) {
   r = NodeKubehsm({"certs", "install-renewed", "--in-tar", (dir() / "junk.tar").string(), "--cert-dir",
                    (dir() / "empty").string()});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_FALSE(r.err.empty());
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  // A signed archive may hold certificates only: a key or a kubeconfig member refuses it whole.
+  for (const char* member : {"pki/apiserver.key", "admin.conf", "pki/apiserver.key.pending"}) {
+    const fs::path x = dir() / "bad-signed";
+    fs::remove_all(x);
+    WriteTestFile(x / member, "-----BEGIN PRIVATE KEY-----\n");
+    const fs::path tar = dir() / "bad-signed.tar";
+    ASSERT_EQ(RunProcess({"tar", "-C", x.string(), "-cf", tar.string(), member}).exit_code, 0);
+    r = NodeKubehsm({"certs", "install-renewed", "--in-tar", tar.string(), "--cert-dir", (dir() / "empty").string(),
+                     "--kubeconfig-dir", (dir() / "empty").string()});
+    EXPECT_EQ(r.exit_code, 2) << member;
+    EXPECT_NE(r.err.find("is not part of a signed renewal layout"), std::string::npos) << member << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
 }
 
 // kubeadm's `certs check-expiration` says EXTERNALLY MANAGED "yes" for every CA whose certificate
