@@ -23,7 +23,9 @@
 #include "signer/pki/maintenance.h"
 #include "signer/pki/pem.h"
 #include "signer/pki/pki_files.h"
+#include "signer/pki/renewal.h"
 #include "signer/pki/sign_dir.h"
+#include "signer/pki/versions.h"
 
 namespace kubehsm::cli {
 namespace po = boost::program_options;
@@ -71,11 +73,28 @@ Result<signer::pki::ClusterConfig> OptionalConfig(const po::variables_map& vm) {
   return c;
 }
 
+// --kubernetes-version of the commands that check against kubeadm's profiles (where there is no
+// --config; with one it overrides the config's kubernetesVersion).
+std::string KubernetesVersionHelp() {
+  return "the cluster's Kubernetes version (e.g. v1.36.0; supported " + signer::pki::SupportedVersionRange() +
+         "): the kubeadm profiles of that version apply; default: --config's kubernetesVersion, else " +
+         signer::pki::VersionName(signer::pki::DefaultKubernetesVersion());
+}
+Result<std::optional<signer::pki::KubernetesVersion>> VersionFlag(const po::variables_map& vm) {
+  if (vm.count("kubernetes-version") == 0) return std::optional<signer::pki::KubernetesVersion>();
+  KH_ASSIGN_OR_RETURN(
+      signer::pki::KubernetesVersion v,
+      signer::pki::ParseKubernetesVersion(vm["kubernetes-version"].as<std::string>(), "--kubernetes-version"));
+  return std::optional<signer::pki::KubernetesVersion>(v);
+}
+
 int CertsCheckExpiration(Context& ctx, const Args& args) {
   po::options_description d("kubehsm certs check-expiration options");
   d.add_options()("cert-dir", po::value<std::string>()->default_value("/etc/kubernetes/pki"), "certificate directory")(
       "kubeconfig-dir", po::value<std::string>()->default_value("/etc/kubernetes"), "kubeconfig directory")(
       "config", po::value<std::string>(), "kubeadm configuration file (for external etcd)")(
+      "kubernetes-version", po::value<std::string>(),
+      (KubernetesVersionHelp() + " (the table is the same for every supported version)").c_str())(
       "output,o", po::value<std::string>()->default_value("text"), "text | json | yaml");
   po::variables_map vm;
   int code = 0;
@@ -87,8 +106,11 @@ int CertsCheckExpiration(Context& ctx, const Args& args) {
   if (output != "text" && output != "json" && output != "yaml") {
     return ctx.UsageError("--output must be text, json or yaml");
   }
+  auto version = VersionFlag(vm);
+  if (!version.ok()) return ctx.UsageError(version.status().message());
   auto config = OptionalConfig(vm);
   if (!config.ok()) return ctx.Fail(config.status());
+  if (*version) config->kubernetes_version = **version;
   auto report = signer::pki::CheckExpiration(vm["cert-dir"].as<std::string>(), vm["kubeconfig-dir"].as<std::string>(),
                                              *config, signer::pki::Clock::now(), nullptr);
   if (!report.ok()) return ctx.Fail(report.status());
@@ -109,6 +131,8 @@ int CertsRenew(Context& ctx, const Args& args) {
       "config", po::value<std::string>(),
       "the cluster's kubeadm configuration: each certificate's subject and SANs must equal what its profile "
       "yields for it (also validity period, key algorithm)")(
+      "kubernetes-version", po::value<std::string>(),
+      (KubernetesVersionHelp() + "; renewed certificates get that version's subject (an upgrade)").c_str())(
       "name", po::value<std::vector<std::string>>(), "all | certificate name (positional)");
   po::positional_options_description pos;
   pos.add("name", -1);
@@ -124,10 +148,13 @@ int CertsRenew(Context& ctx, const Args& args) {
     return code;
   }
   if (vm.count("name") == 0) return ctx.UsageError("'kubehsm certs renew' needs 'all' or a certificate name");
+  auto version = VersionFlag(vm);
+  if (!version.ok()) return ctx.UsageError(version.status().message());
   auto config = OptionalConfig(vm);
   if (!config.ok()) return ctx.Fail(config.status());
   signer::pki::PkiOptions options;
   options.config = *config;
+  if (*version) options.config.kubernetes_version = **version;
   options.cert_dir = vm["cert-dir"].as<std::string>();
   options.kubeconfig_dir = vm["kubeconfig-dir"].as<std::string>();
   options.progress = [&ctx](const std::string& line) { ctx.out() << line << "\n" << std::flush; };
@@ -155,6 +182,7 @@ int CertsRenew(Context& ctx, const Args& args) {
   if (!ledger.ok()) return ctx.Fail(ledger.status());
   signer::pki::RenewOptions renew;
   renew.config_given = vm.count("config") != 0;
+  renew.version_given = version->has_value();
   renew.issued = LedgerIssuedCheck(**ledger);
   auto r = signer::pki::RenewCertificates(**store, names, options, renew);
   if (!r.ok()) return ctx.Fail(r.status());
@@ -187,7 +215,8 @@ int CertsSignCsr(Context& ctx, const Args& args) {
       "node-ip", po::value<std::vector<std::string>>()->composing(),
       "kubelet-serving: an IP address of the node that its certificate may name (repeatable)")(
       "allow-public-suffix-wildcards", po::bool_switch(),
-      "accept --config certSANs wildcards over a public suffix (*.com, *.co.uk); refused by default");
+      "accept --config certSANs wildcards over a public suffix (*.com, *.co.uk); refused by default")(
+      "kubernetes-version", po::value<std::string>(), KubernetesVersionHelp().c_str());
   po::variables_map vm;
   int code = 0;
   if (!ParseArgs(ctx,
@@ -203,6 +232,8 @@ int CertsSignCsr(Context& ctx, const Args& args) {
   const fs::path out = vm["out"].as<std::string>();
   auto validity = ValidityFlag(vm);
   if (!validity.ok()) return ctx.UsageError(validity.status().message());
+  auto version = VersionFlag(vm);
+  if (!version.ok()) return ctx.UsageError(version.status().message());
   auto refuse = [&](const Status& s) {
     AuditCsrRefused(ctx, csr_file, profile_name, s.message());
     return ctx.Fail(s);
@@ -213,6 +244,7 @@ int CertsSignCsr(Context& ctx, const Args& args) {
         signer::pki::LoadKubeadmConfig(vm["config"].as<std::string>(), vm["allow-public-suffix-wildcards"].as<bool>());
     if (!c.ok()) return ctx.Fail(c.status().WithContext("--config"));
     config = *c;
+    if (*version) config->kubernetes_version = **version;
   }
   std::optional<signer::pki::SigningPolicy> policy;
   if (vm.count("policy") != 0) {
@@ -244,6 +276,7 @@ int CertsSignCsr(Context& ctx, const Args& args) {
     }
   }
   check.validity = *validity;
+  check.version = *version;
   // Every check runs before the token is opened: a refused request never needs the PIN.
   const auto problems = signer::pki::CheckCsr(*csr, *profile, check);
   if (!problems.empty()) {
@@ -305,16 +338,22 @@ int CertsSignDir(Context& ctx, const Args& args) {
       "node's set (7 leaves; admin, controller-manager, scheduler kubeconfigs; a super-admin.conf or "
       "kubelet.conf CSR is refused). Default: control-plane-join for a JoinConfiguration, else init")(
       "allow-public-suffix-wildcards", po::bool_switch(),
-      "accept certSANs wildcards over a public suffix (*.com, *.co.uk) in --config; refused by default");
+      "accept certSANs wildcards over a public suffix (*.com, *.co.uk) in --config; refused by default")(
+      "renew", po::bool_switch(),
+      "renewal: sign every CSR present again even where a valid certificate exists (the layout of "
+      "'kubehsm certs renewal-csrs'; kubeconfig certificates come back as <conf>.crt)");
   po::variables_map vm;
   int code = 0;
   if (!ParseArgs(ctx,
                  "kubehsm certs sign-dir --config FILE (--cert-dir DIR --kubeconfig-dir DIR | --in-tar FILE "
-                 "--out-tar FILE) [--ca-dir DIR] [--node-set init|control-plane-join]\n\nSigns the output of "
-                 "'kubeadm certs generate-csr' for kubeadm's external-CA mode: every CSR is checked first and any "
-                 "problem refuses the whole run. A joining control-plane node's set (--node-set "
-                 "control-plane-join, the default with a JoinConfiguration) leaves out super-admin.conf and "
-                 "kubelet.conf.",
+                 "--out-tar FILE) [--ca-dir DIR] [--node-set init|control-plane-join] [--renew]
+
+Signs the "
+                 "output of 'kubeadm certs generate-csr' for kubeadm's external-CA mode, or with --renew the output "
+                 "of 'kubehsm certs renewal-csrs': every CSR is checked against its kubeadm profile under --config "
+                 "(and its kubernetesVersion) first and any problem refuses the whole run. A joining control-plane "
+                 "node's set (--node-set control-plane-join, the default with a JoinConfiguration) leaves out "
+                 "super-admin.conf and kubelet.conf.",
                  d, nullptr, args, vm, code)) {
     return code;
   }
@@ -340,6 +379,7 @@ int CertsSignDir(Context& ctx, const Args& args) {
   options.config = *config;
   options.node_set = node_set.value_or(join_config ? signer::pki::NodeSet::kControlPlaneJoin : signer::pki::NodeSet::kInit);
   options.ca_dir = vm["ca-dir"].as<std::string>();
+  options.renew = vm["renew"].as<bool>();
   std::unique_ptr<WorkDir> work;
   if (vm.count("cert-dir") != 0) options.cert_dir = vm["cert-dir"].as<std::string>();
   if (vm.count("kubeconfig-dir") != 0) options.kubeconfig_dir = vm["kubeconfig-dir"].as<std::string>();
@@ -378,16 +418,132 @@ int CertsSignDir(Context& ctx, const Args& args) {
   return kExitOk;
 }
 
+int CertsRenewalCsrs(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm certs renewal-csrs options");
+  d.add_options()("cert-dir", po::value<std::string>()->default_value("/etc/kubernetes/pki"),
+                  "the node's certificate directory")(
+      "kubeconfig-dir", po::value<std::string>()->default_value("/etc/kubernetes"), "the node's kubeconfig directory")(
+      "out-dir", po::value<std::string>(), "write the CSRs here (pki/<name>.csr, <conf>.csr)")(
+      "out-tar", po::value<std::string>(), "write the CSRs into this tar archive (for 'sign-dir --renew --in-tar')")(
+      "reuse-keys", po::bool_switch(), "request certificates for the existing keys instead of new ones")(
+      "kubernetes-version", po::value<std::string>(),
+      ("renew with the subjects of this Kubernetes version's profiles (an upgrade, e.g. v1.36.0; supported " +
+       signer::pki::SupportedVersionRange() + "); default: each certificate's own subject")
+          .c_str());
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx,
+                 "kubehsm certs renewal-csrs (--out-dir DIR | --out-tar FILE) [--cert-dir DIR] [--kubeconfig-dir DIR] "
+                 "[--reuse-keys] [--kubernetes-version V]\n\nOn a node: writes a renewal CSR (same subject and SANs) "
+                 "for every certificate and kubeconfig client certificate there. Each gets a new key, kept on the "
+                 "node as <file>.key.pending (0600) until 'kubehsm certs install-renewed' puts the signed "
+                 "certificate beside it; the output holds CSRs only, never a private key. Needs no token and no "
+                 "CA key.",
+                 d, nullptr, args, vm, code)) {
+    return code;
+  }
+  const bool to_tar = vm.count("out-tar") != 0;
+  if (to_tar == (vm.count("out-dir") != 0)) return ctx.UsageError("renewal-csrs needs one of --out-dir or --out-tar");
+  signer::pki::RenewalCsrOptions options;
+  options.cert_dir = vm["cert-dir"].as<std::string>();
+  options.kubeconfig_dir = vm["kubeconfig-dir"].as<std::string>();
+  options.reuse_keys = vm["reuse-keys"].as<bool>();
+  if (vm.count("kubernetes-version") != 0) {
+    auto v = signer::pki::ParseKubernetesVersion(vm["kubernetes-version"].as<std::string>(), "--kubernetes-version");
+    if (!v.ok()) return ctx.UsageError(v.status().message());
+    options.version = *v;
+  }
+  std::unique_ptr<WorkDir> work;
+  std::string shown_prefix, archive_prefix;  // tar mode: name members "<archive>:<member>", not the work dir
+  if (to_tar) {
+    auto w = WorkDir::Create();
+    if (!w.ok()) return ctx.Fail(w.status());
+    work = std::move(*w);
+    options.out_dir = work->path();
+    shown_prefix = work->path().string() + "/";
+    archive_prefix = vm["out-tar"].as<std::string>() + ":";
+  } else {
+    options.out_dir = vm["out-dir"].as<std::string>();
+  }
+  options.progress = [&](const std::string& line) {
+    std::string shown = line;
+    if (const size_t at = shown.find(shown_prefix); !shown_prefix.empty() && at != std::string::npos) {
+      shown.replace(at, shown_prefix.size(), archive_prefix);
+    }
+    ctx.out() << EscapeForTerminal(shown) << "\n" << std::flush;
+  };
+  auto r = signer::pki::WriteRenewalCsrs(options);
+  if (!r.ok()) return ctx.Fail(r.status());
+  if (to_tar) {
+    const std::string archive = vm["out-tar"].as<std::string>();
+    Status s =
+        signer::pki::WriteLayoutArchive(archive, work->path() / "pki", work->path(), signer::pki::RenewalCsrNames());
+    if (!s.ok()) return ctx.Fail(s);
+    ctx.out() << "[renewal-csrs] Wrote " << EscapeForTerminal(archive) << "\n";
+  }
+  ctx.out() << "[renewal-csrs] " << r->csrs << " CSR(s), " << r->new_keys
+            << " new key(s) pending; after 'kubehsm certs sign-dir --renew' run 'kubehsm certs install-renewed'\n";
+  return kExitOk;
+}
+
+int CertsInstallRenewed(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm certs install-renewed options");
+  d.add_options()("cert-dir", po::value<std::string>()->default_value("/etc/kubernetes/pki"),
+                  "the node's certificate directory")(
+      "kubeconfig-dir", po::value<std::string>()->default_value("/etc/kubernetes"), "the node's kubeconfig directory")(
+      "in-dir", po::value<std::string>(), "the signed renewal layout (pki/<name>.crt, <conf>.crt)")(
+      "in-tar", po::value<std::string>(), "the signed archive of 'kubehsm certs sign-dir --renew --out-tar'");
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx,
+                 "kubehsm certs install-renewed (--in-tar FILE | --in-dir DIR) [--cert-dir DIR] [--kubeconfig-dir "
+                 "DIR]\n\nOn a node: installs renewed certificates. Every certificate must be signed by this node's "
+                 "CA and carry the pending key of 'kubehsm certs renewal-csrs' (or, with --reuse-keys, the current "
+                 "key); any problem refuses the whole run. Each certificate is written atomically, then its new "
+                 "key replaces the old one; kubeconfigs get the certificate and key embedded.",
+                 d, nullptr, args, vm, code)) {
+    return code;
+  }
+  const bool from_tar = vm.count("in-tar") != 0;
+  if (from_tar == (vm.count("in-dir") != 0)) return ctx.UsageError("install-renewed needs one of --in-tar or --in-dir");
+  std::unique_ptr<WorkDir> work;
+  fs::path signed_dir;
+  if (from_tar) {
+    auto w = WorkDir::Create();
+    if (!w.ok()) return ctx.Fail(w.status());
+    work = std::move(*w);
+    signed_dir = work->path();
+    Status s = signer::pki::ExtractLayoutArchive(vm["in-tar"].as<std::string>(), signed_dir / "pki", signed_dir,
+                                                 signer::pki::RenewalSignedNames(), "a signed renewal layout");
+    if (!s.ok()) return ctx.Fail(s);
+  } else {
+    signed_dir = vm["in-dir"].as<std::string>();
+  }
+  auto r = signer::pki::InstallRenewed(signed_dir, vm["cert-dir"].as<std::string>(),
+                                       vm["kubeconfig-dir"].as<std::string>(), [&ctx](const std::string& line) {
+                                         ctx.out() << EscapeForTerminal(line) << "\n" << std::flush;
+                                       });
+  if (!r.ok()) return ctx.Fail(r.status());
+  ctx.out() << "Restart the kube-apiserver, kube-controller-manager, kube-scheduler and etcd so that they use the "
+               "new certificates.\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunCerts(Context& ctx, const Args& args) {
   return DispatchSubcommand(
       ctx, args, "certs",
       {{"issue", CertsIssue, "issue the per-node certificate set for another control-plane node"},
-       {"check-expiration", CertsCheckExpiration, "show when each certificate expires (kubeadm's table, or -o json|yaml)"},
+       {"check-expiration", CertsCheckExpiration,
+        "show when each certificate expires (kubeadm's table, or -o json|yaml)"},
        {"renew", CertsRenew, "renew certificates and kubeconfig credentials (all | NAME)"},
        {"sign-csr", CertsSignCsr, "sign one CSR under a kubeadm, kubelet or policy profile"},
-       {"sign-dir", CertsSignDir, "sign the output of 'kubeadm certs generate-csr' (directory or tar archive)"}});
+       {"sign-dir", CertsSignDir,
+        "sign the output of 'kubeadm certs generate-csr' or, with --renew, of 'renewal-csrs' (directory or tar)"},
+       {"renewal-csrs", CertsRenewalCsrs,
+        "on a node: renewal CSRs for its certificates, with new keys kept on the node"},
+       {"install-renewed", CertsInstallRenewed, "on a node: install the certificates 'sign-dir --renew' signed"}});
 }
 
 }  // namespace kubehsm::cli

@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "signer/pki/maintenance.h"
+#include "signer/pki/versions.h"
 
 namespace kubehsm::cli {
 namespace po = boost::program_options;
@@ -22,12 +23,25 @@ int PkiVerify(Context& ctx, const Args& args) {
   po::options_description d = DirFlags("kubehsm pki verify options");
   d.add_options()("config", po::value<std::string>(),
                   "kubeadm configuration file: also check node name and every configured SAN")(
-      "check-token", po::bool_switch(), "also check each CA certificate against its key in the token");
+      "check-token", po::bool_switch(), "also check each CA certificate against its key in the token")(
+      "kubernetes-version", po::value<std::string>(),
+      ("the cluster's Kubernetes version (e.g. v1.36.0; supported " + signer::pki::SupportedVersionRange() +
+       "): check the subjects of that version's kubeadm profiles; default: --config's kubernetesVersion, "
+       "else the subject of any supported version is accepted")
+          .c_str());
   po::variables_map vm;
   int code = 0;
-  if (!ParseArgs(ctx, "kubehsm pki verify [--cert-dir DIR] [--kubeconfig-dir DIR] [--config FILE] [--check-token]", d,
-                 nullptr, args, vm, code)) {
+  if (!ParseArgs(ctx,
+                 "kubehsm pki verify [--cert-dir DIR] [--kubeconfig-dir DIR] [--config FILE] [--kubernetes-version V] "
+                 "[--check-token]",
+                 d, nullptr, args, vm, code)) {
     return code;
+  }
+  std::optional<signer::pki::KubernetesVersion> version;
+  if (vm.count("kubernetes-version") != 0) {
+    auto v = signer::pki::ParseKubernetesVersion(vm["kubernetes-version"].as<std::string>(), "--kubernetes-version");
+    if (!v.ok()) return ctx.UsageError(v.status().message());
+    version = *v;
   }
   std::optional<signer::pki::ClusterConfig> config;
   if (vm.count("config") != 0) {
@@ -35,6 +49,7 @@ int PkiVerify(Context& ctx, const Args& args) {
     if (!c.ok()) return ctx.Fail(c.status().WithContext("--config"));
     if (Status s = signer::pki::RequireControlPlaneNode(*c); !s.ok()) return ctx.Fail(s.WithContext("--config"));
     config = *c;
+    if (version) config->kubernetes_version = *version;
   }
   signer::KeyStore* store = nullptr;
   if (vm["check-token"].as<bool>()) {
@@ -43,7 +58,7 @@ int PkiVerify(Context& ctx, const Args& args) {
     store = *s;
   }
   const auto items = signer::pki::VerifyPki(vm["cert-dir"].as<std::string>(), vm["kubeconfig-dir"].as<std::string>(),
-                                            config ? &*config : nullptr, signer::pki::Clock::now(), store);
+                                            config ? &*config : nullptr, signer::pki::Clock::now(), store, version);
   ctx.out() << signer::pki::FormatVerifyReport(items);
   const auto failed = std::count_if(items.begin(), items.end(), [](const auto& i) { return !i.ok; });
   if (failed != 0) {

@@ -2,6 +2,8 @@
 
 #include <openssl/asn1.h>
 #include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -77,8 +79,9 @@ Status AddBasicConstraints(X509* x, bool ca) {
   return AddExtension(x, NID_basic_constraints, bc.get(), true);
 }
 
-Status AddSubjectAltName(X509* x, const SanSet& sans) {
-  if (sans.dns.empty() && sans.ips.empty()) return OkStatus();
+// The subjectAltName value for `sans` (empty `sans`: nullptr).
+Result<GeneralNamesPtr> SanNames(const SanSet& sans) {
+  if (sans.dns.empty() && sans.ips.empty()) return GeneralNamesPtr();
   GeneralNamesPtr names(GENERAL_NAMES_new());
   if (!names) return OpenSslError("GENERAL_NAMES_new");
   auto push = [&](int type, const std::string& bytes) -> Status {
@@ -100,6 +103,12 @@ Status AddSubjectAltName(X509* x, const SanSet& sans) {
     if (bytes.empty()) return InvalidArgument("invalid IP SAN '" + ip + "'");
     KH_RETURN_IF_ERROR(push(GEN_IPADD, bytes));
   }
+  return names;
+}
+
+Status AddSubjectAltName(X509* x, const SanSet& sans) {
+  KH_ASSIGN_OR_RETURN(GeneralNamesPtr names, SanNames(sans));
+  if (!names) return OkStatus();
   return AddExtension(x, NID_subject_alt_name, names.get(), false);
 }
 
@@ -354,6 +363,35 @@ Status VerifyIssuedBy(const X509* cert, const X509* issuer) {
   DrainOpenSslErrors();
   if (rc != 1) return PermissionDenied("signature does not verify with the CA's key");
   return OkStatus();
+}
+
+Result<std::string> MakeCsrPem(const CertSpec& spec, const EVP_PKEY* key) {
+  Result<KeyType> type = KeyTypeOf(key);
+  if (!type.ok()) return type.status();
+  X509ReqPtr req(X509_REQ_new());
+  if (!req) return OpenSslError("X509_REQ_new");
+  KH_ASSIGN_OR_RETURN(X509NamePtr name, BuildSubjectName(spec));
+  if (X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) != 1 ||
+      X509_REQ_set_subject_name(req.get(), name.get()) != 1 ||
+      X509_REQ_set_pubkey(req.get(), const_cast<EVP_PKEY*>(key)) != 1) {
+    return OpenSslError("building the certificate request");
+  }
+  KH_ASSIGN_OR_RETURN(GeneralNamesPtr sans, SanNames(spec.sans));
+  if (sans) {
+    X509ExtensionStackPtr exts(sk_X509_EXTENSION_new_null());
+    X509ExtensionPtr ext(X509V3_EXT_i2d(NID_subject_alt_name, 0, sans.get()));
+    if (!exts || !ext || sk_X509_EXTENSION_push(exts.get(), ext.get()) == 0) return OpenSslError("the SAN request");
+    ext.release();  // owned by the stack
+    if (X509_REQ_add_extensions(req.get(), exts.get()) != 1) return OpenSslError("X509_REQ_add_extensions");
+  }
+  const EVP_MD* md = *type == KeyType::kEcP384 ? EVP_sha384() : *type == KeyType::kEcP521 ? EVP_sha512() : EVP_sha256();
+  // The request is signed by the (software) subject key itself: proof of possession.
+  if (X509_REQ_sign(req.get(), const_cast<EVP_PKEY*>(key), md) <= 0) return OpenSslError("signing the request");
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_X509_REQ(bio.get(), req.get()) != 1) return OpenSslError("PEM_write_bio_X509_REQ");
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(len));
 }
 
 }  // namespace kubehsm::signer::pki

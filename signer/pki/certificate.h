@@ -73,6 +73,11 @@ Result<std::string> ExtensionDer(const X509* cert, int nid, bool* critical = nul
 // True when `cert` carries `public_key` (compares SubjectPublicKeyInfo).
 bool CertificateHasKey(const X509* cert, const EVP_PKEY* public_key);
 
+// A PEM CERTIFICATE REQUEST for `spec`'s subject (O, CN) and SANs (nothing else is requested:
+// usages come from the signer's profile), carrying and signed by the software private key `key`
+// (SHA-256; SHA-384/512 for P-384/P-521). Fails when `key` is not a supported key type.
+Result<std::string> MakeCsrPem(const CertSpec& spec, const EVP_PKEY* key);
+
 // Verifies that `cert` was signed by `issuer` (issuer name bytes equal the CA subject and the
 // signature verifies with the CA's public key, in software). kPermissionDenied otherwise.
 Status VerifyIssuedBy(const X509* cert, const X509* issuer);

@@ -709,6 +709,18 @@ std::chrono::seconds EffectiveValidity(const SigningProfile& profile, const CsrC
   return ctx.config != nullptr ? ctx.config->cert_validity : std::chrono::hours(8760);
 }
 
+namespace {
+
+// The config to check kubeadm profiles against: ctx.config, or the defaults at ctx.version.
+ClusterConfig ConfigOrVersion(const CsrCheckContext& ctx) {
+  if (ctx.config != nullptr) return *ctx.config;
+  ClusterConfig config;
+  if (ctx.version) config.kubernetes_version = *ctx.version;
+  return config;
+}
+
+}  // namespace
+
 std::vector<std::string> CheckCsr(const ParsedCsr& csr, const SigningProfile& profile, const CsrCheckContext& ctx) {
   std::vector<std::string> problems = csr.problems;
   if (csr.public_key) {
@@ -732,7 +744,7 @@ std::vector<std::string> CheckCsr(const ParsedCsr& csr, const SigningProfile& pr
                            "and SANs");
         break;
       }
-      const ClusterConfig config = ctx.config != nullptr ? *ctx.config : ClusterConfig{};
+      const ClusterConfig config = ConfigOrVersion(ctx);
       std::vector<std::string> warnings;
       Result<CertSpec> want = LeafSpec(*profile.leaf, config, &warnings);
       if (!want.ok()) {
@@ -748,7 +760,7 @@ std::vector<std::string> CheckCsr(const ParsedCsr& csr, const SigningProfile& pr
         problems.push_back("profile '" + name + "' needs the cluster configuration (--config) for the node name");
         break;
       }
-      const ClusterConfig config = ctx.config != nullptr ? *ctx.config : ClusterConfig{};
+      const ClusterConfig config = ConfigOrVersion(ctx);
       CheckExact(csr, KubeconfigClientSpec(*profile.kubeconfig, config), name, problems);
       break;
     }

@@ -152,6 +152,9 @@ struct CsrCheckContext {
   const KubeletServingPolicy* kubelet_serving = nullptr;
   // Requested validity; nullopt = the profile's maximum.
   std::optional<std::chrono::seconds> validity;
+  // Without `config`: the Kubernetes version whose kubeadm profiles apply (--kubernetes-version);
+  // nullopt = the newest supported. Ignored when `config` is set (its kubernetesVersion applies).
+  std::optional<KubernetesVersion> version;
 };
 
 // The validity a certificate under `profile` gets (requested or maximum).

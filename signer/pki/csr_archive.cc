@@ -49,8 +49,13 @@ fs::path Destination(const std::string& name, const fs::path& cert_dir, const fs
 }  // namespace
 
 Status ExtractGenerateCsrArchive(const fs::path& archive, const fs::path& cert_dir, const fs::path& kubeconfig_dir) {
+  return ExtractLayoutArchive(archive, cert_dir, kubeconfig_dir, GenerateCsrInputNames(),
+                              "a kubeadm certs generate-csr layout");
+}
+
+Status ExtractLayoutArchive(const fs::path& archive, const fs::path& cert_dir, const fs::path& kubeconfig_dir,
+                            const std::vector<std::string>& allowed_names, const std::string& layout) {
   KH_ASSIGN_OR_RETURN(std::string data, ReadRegularFileBounded(archive, kMaxArchiveBytes));
-  const std::vector<std::string> allowed_names = GenerateCsrInputNames();
   const std::set<std::string> allowed(allowed_names.begin(), allowed_names.end());
   ArchiveReader a(archive_read_new());
   if (!a) return Internal("archive_read_new failed");
@@ -86,7 +91,7 @@ Status ExtractGenerateCsrArchive(const fs::path& archive, const fs::path& cert_d
     if (type == AE_IFLNK) return InvalidArgument(shown + " is a symbolic link");
     if (type != AE_IFREG) return InvalidArgument(shown + " is not a regular file");
     if (!allowed.contains(name)) {
-      return InvalidArgument(shown + " is not part of a kubeadm certs generate-csr layout");
+      return InvalidArgument(shown + " is not part of " + layout);
     }
     if (files.contains(name)) return InvalidArgument(shown + " appears twice");
     if (archive_entry_size(entry) < 0 || static_cast<std::size_t>(archive_entry_size(entry)) > kMaxArchiveMemberBytes) {
@@ -98,7 +103,7 @@ Status ExtractGenerateCsrArchive(const fs::path& archive, const fs::path& cert_d
     files.emplace(name, std::move(content));
   }
   if (rc != ARCHIVE_EOF) return ArchiveError(a.get(), archive.string() + " is damaged");
-  if (files.empty()) return InvalidArgument(archive.string() + " holds no generate-csr files");
+  if (files.empty()) return InvalidArgument(archive.string() + " holds no file of " + layout);
   for (const auto& [name, content] : files) {
     const fs::path dst = Destination(name, cert_dir, kubeconfig_dir);
     KH_RETURN_IF_ERROR(EnsureDirectory(dst.parent_path(), 0700));
@@ -108,6 +113,11 @@ Status ExtractGenerateCsrArchive(const fs::path& archive, const fs::path& cert_d
 }
 
 Status WriteSignedArchive(const fs::path& archive, const fs::path& cert_dir, const fs::path& kubeconfig_dir) {
+  return WriteLayoutArchive(archive, cert_dir, kubeconfig_dir, SignDirOutputNames());
+}
+
+Status WriteLayoutArchive(const fs::path& archive, const fs::path& cert_dir, const fs::path& kubeconfig_dir,
+                          const std::vector<std::string>& names) {
   ArchiveWriter a(archive_write_new());
   if (!a) return Internal("archive_write_new failed");
   std::string out;
@@ -121,7 +131,7 @@ Status WriteSignedArchive(const fs::path& archive, const fs::path& cert_dir, con
   }
   const time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   int members = 0;
-  for (const std::string& name : SignDirOutputNames()) {
+  for (const std::string& name : names) {
     const fs::path src = Destination(name, cert_dir, kubeconfig_dir);
     if (!PathExists(src)) continue;
     std::error_code ec;
@@ -145,7 +155,7 @@ Status WriteSignedArchive(const fs::path& archive, const fs::path& cert_dir, con
     ++members;
   }
   if (archive_write_close(a.get()) != ARCHIVE_OK) return ArchiveError(a.get(), "finishing " + archive.string());
-  if (members == 0) return NotFound("no signed files to put into " + archive.string());
+  if (members == 0) return NotFound("no files to put into " + archive.string());
   return WriteFileAtomic(archive, out, 0600);
 }
 

@@ -9,6 +9,8 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -33,5 +35,15 @@ Status ExtractGenerateCsrArchive(const std::filesystem::path& archive, const std
 // root, certificates 0644, kubeconfigs 0600). kNotFound when no output exists.
 Status WriteSignedArchive(const std::filesystem::path& archive, const std::filesystem::path& cert_dir,
                           const std::filesystem::path& kubeconfig_dir);
+
+// ExtractGenerateCsrArchive and WriteSignedArchive for any layout: `allowed_names` / `names` are
+// archive names as in GenerateCsrInputNames() ("pki/..." lands in `cert_dir`, the rest in
+// `kubeconfig_dir`); `layout` names the layout in messages ("a renewal CSR layout"). Same rules
+// and failures.
+Status ExtractLayoutArchive(const std::filesystem::path& archive, const std::filesystem::path& cert_dir,
+                            const std::filesystem::path& kubeconfig_dir, const std::vector<std::string>& allowed_names,
+                            const std::string& layout);
+Status WriteLayoutArchive(const std::filesystem::path& archive, const std::filesystem::path& cert_dir,
+                          const std::filesystem::path& kubeconfig_dir, const std::vector<std::string>& names);
 
 }  // namespace kubehsm::signer::pki

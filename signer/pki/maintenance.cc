@@ -53,8 +53,13 @@ Result<X509Ptr> LoadKubeconfigCert(const fs::path& path) {
   return cert;
 }
 
-bool CaExternallyManaged(KeyStore* store, const CaProfile& ca) {
-  return store != nullptr && !store->Find(ca.key_label).ok();
+// With a store: kubehsm cannot sign under the CA (no token key). Without one, kubeadm's rule
+// (UsingExternalCA, UsingExternalFrontProxyCA, UsingExternalEtcdCA): the CA certificate loads and
+// is a CA, and the CA key file does not exist beside it.
+bool CaExternallyManaged(KeyStore* store, const CaProfile& ca, const fs::path& cert_dir) {
+  if (store != nullptr) return !store->Find(ca.key_label).ok();
+  Result<X509Ptr> cert = LoadCertificateFile(CertPath(cert_dir, ca.file_base));
+  return cert.ok() && X509_check_ca(cert->get()) != 0 && !PathExists(KeyPath(cert_dir, ca.file_base));
 }
 
 // Go's text/tabwriter with minwidth 10, tabwidth 4, padding 3, padchar ' ', no flags, for a block
@@ -127,19 +132,21 @@ Result<ExpirationReport> CheckExpiration(const fs::path& cert_dir, const fs::pat
     if (leaf.etcd && config.external_etcd) continue;
     const CaProfile& ca = GetCaProfile(leaf.ca);
     KH_RETURN_IF_ERROR(add(report.certificates, std::string(leaf.name), std::string(ca.name),
-                           CaExternallyManaged(store, ca), LoadCertificateFile(CertPath(cert_dir, leaf.file_base))));
+                           CaExternallyManaged(store, ca, cert_dir),
+                           LoadCertificateFile(CertPath(cert_dir, leaf.file_base))));
   }
   const CaProfile& root = GetCaProfile(CaId::kCa);
   for (const KubeconfigProfile& kc : KubeconfigProfiles()) {
     if (!kc.renewable) continue;
     KH_RETURN_IF_ERROR(add(report.certificates, std::string(kc.file_name), std::string(root.name),
-                           CaExternallyManaged(store, root), LoadKubeconfigCert(kubeconfig_dir / kc.file_name)));
+                           CaExternallyManaged(store, root, cert_dir),
+                           LoadKubeconfigCert(kubeconfig_dir / kc.file_name)));
   }
   std::sort(report.certificates.begin(), report.certificates.end(),
             [](const auto& a, const auto& b) { return a.name < b.name; });
   for (const CaProfile& ca : CaProfiles()) {
     if (ca.id == CaId::kEtcdCa && config.external_etcd) continue;
-    KH_RETURN_IF_ERROR(add(report.authorities, std::string(ca.name), "", CaExternallyManaged(store, ca),
+    KH_RETURN_IF_ERROR(add(report.authorities, std::string(ca.name), "", CaExternallyManaged(store, ca, cert_dir),
                            LoadCertificateFile(CertPath(cert_dir, ca.file_base))));
   }
   std::sort(report.authorities.begin(), report.authorities.end(),
@@ -323,13 +330,14 @@ std::string OrganizationsByVersion(const LeafProfile& leaf) {
 // What the certificate must say: the profile under the config, or (without a config) the
 // profile's fixed parts with the configuration-dependent ones taken from `have`.
 Result<CertSpec> WantedSpec(const RenewItem& item, const CertSpec& have, const ClusterConfig& config,
-                            bool config_given, std::vector<std::string>& problems) {
+                            const RenewOptions& renew, std::vector<std::string>& problems) {
   if (item.kc != nullptr) return KubeconfigClientSpec(*item.kc, config);
   const LeafProfile& leaf = *item.leaf;
-  if (config_given) return LeafSpec(leaf, config, nullptr);
+  if (renew.config_given) return LeafSpec(leaf, config, nullptr);
   CertSpec want;
   want.common_name = leaf.common_name.empty() ? have.common_name : std::string(leaf.common_name);
-  want.organizations = OrganizationsWithoutConfig(leaf, have.organizations);
+  want.organizations = renew.version_given ? LeafOrganizations(leaf, config.kubernetes_version)
+                                           : OrganizationsWithoutConfig(leaf, have.organizations);
   want.ext_key_usages = leaf.ext_key_usages;
   if (leaf.sans == SanRule::kNone) return want;
   want.sans = have.sans;
@@ -391,7 +399,7 @@ std::vector<std::string> CheckRenewable(RenewItem& item, const X509* old, const 
     return problems;
   }
   Normalize(have->sans);
-  Result<CertSpec> want = WantedSpec(item, *have, options.config, renew.config_given, problems);
+  Result<CertSpec> want = WantedSpec(item, *have, options.config, renew, problems);
   if (!want.ok()) {
     problems.push_back("the profile under this configuration: " + want.status().message());
     return problems;
@@ -603,7 +611,8 @@ void CheckLeafProfile(VerifyItem& item, const X509* cert, const X509* ca, const 
 }  // namespace
 
 std::vector<VerifyItem> VerifyPki(const fs::path& cert_dir, const fs::path& kubeconfig_dir,
-                                  const ClusterConfig* config, Clock::time_point now, KeyStore* store) {
+                                  const ClusterConfig* config, Clock::time_point now, KeyStore* store,
+                                  std::optional<KubernetesVersion> version) {
   std::vector<VerifyItem> items;
   std::map<CaId, X509Ptr> cas;
   const bool external_etcd = config != nullptr && config->external_etcd;
@@ -676,7 +685,8 @@ std::vector<VerifyItem> VerifyPki(const fs::path& cert_dir, const fs::path& kube
         want.common_name = leaf.common_name;
         Result<CertSpec> have = SpecFromCertificate(cert->get());
         want.organizations =
-            OrganizationsWithoutConfig(leaf, have.ok() ? have->organizations : std::vector<std::string>{});
+            version ? LeafOrganizations(leaf, *version)
+                    : OrganizationsWithoutConfig(leaf, have.ok() ? have->organizations : std::vector<std::string>{});
         want.ext_key_usages = leaf.ext_key_usages;
         if (leaf.sans == SanRule::kApiServer) {
           want.sans.dns = {"kubernetes", "kubernetes.default", "kubernetes.default.svc"};
@@ -726,6 +736,7 @@ std::vector<VerifyItem> VerifyPki(const fs::path& cert_dir, const fs::path& kube
       if (cert.ok()) {
         if (key.ok() && !CertificateHasKey(cert->get(), key->get())) item.problems.push_back("key does not match");
         ClusterConfig defaults;
+        if (version) defaults.kubernetes_version = *version;
         if (config != nullptr) defaults = *config;
         const CertSpec want = KubeconfigClientSpec(kc, defaults);
         const bool is_kubelet = kc.common_name == "system:node:";

@@ -35,10 +35,10 @@ struct ExpirationReport {
 };
 
 // Reads every certificate and kubeconfig client certificate (kubelet.conf excluded; etcd rows
-// absent with external etcd). "Externally managed" has kubeadm's meaning — kubehsm cannot renew
-// under that CA — and is true when `store` is given and holds no key for the CA. With no store,
-// every row reports "no" (kubehsm keeps every CA key in the token). Unreadable files are errors;
-// absent ones are `missing` rows.
+// absent with external etcd). "Externally managed" is per signing CA: with no store (the CLI, as
+// kubeadm), kubeadm's rule — the CA certificate is a CA and its key file is not on disk beside it
+// (a kubehsm node, whose CA keys are in the token: "yes", as kubeadm shows it); with `store`, true
+// when the store holds no key for the CA. Unreadable files are errors; absent ones are `missing` rows.
 Result<ExpirationReport> CheckExpiration(const std::filesystem::path& cert_dir,
                                          const std::filesystem::path& kubeconfig_dir, const ClusterConfig& config,
                                          Clock::time_point now, KeyStore* store);
@@ -72,6 +72,10 @@ struct RenewOptions {
   bool config_given = false;
   // The ledger check. Empty: not checked (library callers without a ledger; the CLI always sets it).
   IssuedCheckFn issued;
+  // Without a config: true when options.config.kubernetes_version was given (--kubernetes-version).
+  // The subject O of a leaf whose O changed between versions (apiserver-kubelet-client) is then
+  // that version's; otherwise the O of any supported version is kept as it is.
+  bool version_given = false;
 };
 
 // Renews `names` ("all" = every renewable name). Each certificate is rebuilt from its kubeadm
@@ -106,8 +110,11 @@ struct VerifyItem {
 // matches its kubeadm profile (subject, KeyUsage, BasicConstraints, EKUs, SKI/AKI, required SANs
 // when `config` is given), is within validity at `now`, and files have kubeadm's modes. CAs must
 // have no private key on disk; with `store`, they must match the token key. One item per file.
+// Without `config`, `version` (--kubernetes-version) selects the profiles' version-dependent subject
+// O; with neither, the O of any supported version is accepted.
 std::vector<VerifyItem> VerifyPki(const std::filesystem::path& cert_dir, const std::filesystem::path& kubeconfig_dir,
-                                  const ClusterConfig* config, Clock::time_point now, KeyStore* store);
+                                  const ClusterConfig* config, Clock::time_point now, KeyStore* store,
+                                  std::optional<KubernetesVersion> version = std::nullopt);
 
 // One line per item: "OK      <name>  <path>" or "FAIL    <name>  <path>: <problem>; <problem>".
 std::string FormatVerifyReport(const std::vector<VerifyItem>& items);

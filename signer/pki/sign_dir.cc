@@ -141,7 +141,10 @@ std::vector<std::string> SignDirOutputNames() {
   for (const auto& ca : CaProfiles()) names.push_back("pki/" + std::string(ca.file_base) + ".crt");
   names.emplace_back("pki/sa.pub");
   for (const auto& l : LeafProfiles()) names.push_back("pki/" + std::string(l.file_base) + ".crt");
-  for (const auto& k : KubeconfigProfiles()) names.emplace_back(k.file_name);
+  for (const auto& k : KubeconfigProfiles()) {
+    names.emplace_back(k.file_name);
+    names.push_back(std::string(k.file_name) + ".crt");
+  }
   return names;
 }
 
@@ -186,6 +189,7 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
     item.csr_path = options.cert_dir / (item.name + ".csr");
     item.out_path = CertPath(options.cert_dir, leaf.file_base);
     if (leaf.etcd && config.external_etcd && !PathExists(item.csr_path)) continue;
+    if (options.renew && !PathExists(item.csr_path) && !IsSymlink(item.csr_path)) continue;
     if (read_csr(item) && leaf.name == "apiserver") CheckApiserverSansComplete(item, config, problems);
     if (item.csr.public_key) {
       const fs::path key_path = KeyPath(options.cert_dir, leaf.file_base);
@@ -209,6 +213,14 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
     item.profile = FindSigningProfile(kc.file_name, nullptr).value();
     item.out_path = options.kubeconfig_dir / kc.file_name;
     item.csr_path = options.kubeconfig_dir / (item.name + ".csr");
+    if (options.renew && !PathExists(item.csr_path) && !IsSymlink(item.csr_path)) continue;
+    if (options.renew && !PathExists(item.out_path) && !IsSymlink(item.out_path)) {
+      // Renewal layout: the kubeconfig (with its key) stays on the node; only the certificate returns.
+      item.out_path = options.kubeconfig_dir / (item.name + ".crt");
+      read_csr(item);
+      items.push_back(std::move(item));
+      continue;
+    }
     if (read_csr(item)) {
       Result<std::string> text = ReadInput(item.out_path, kMaxPemFileBytes);
       if (!text.ok()) {
@@ -238,6 +250,11 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
       }
     }
     items.push_back(std::move(item));
+  }
+
+  if (options.renew && items.empty()) {
+    problems.Add(options.cert_dir, "no renewal CSR here or in " + options.kubeconfig_dir.string() +
+                                       " (kubehsm certs renewal-csrs writes them)");
   }
 
   // Unknown CSR files would silently stay unsigned: refuse them.
@@ -324,9 +341,9 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
     }
   }
 
-  // Certificates from an earlier (possibly interrupted) run: keep the valid ones.
+  // Certificates from an earlier (possibly interrupted) run: keep the valid ones (renewal replaces them).
   for (Item& item : items) {
-    if (!item.csr.public_key || !cas.contains(item.profile.ca)) continue;
+    if (options.renew || !item.csr.public_key || !cas.contains(item.profile.ca)) continue;
     const X509* ca_cert = cas.at(item.profile.ca).cert.get();
     if (item.leaf != nullptr && PathExists(item.out_path)) {
       Result<std::string> pem = ReadInput(item.out_path, kMaxPemFileBytes);
@@ -390,7 +407,7 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
       KH_ASSIGN_OR_RETURN(cert_pem, CertificateToPem(cert.get()));
       ++summary.signed_certs;
     }
-    if (item.leaf != nullptr) {
+    if (item.leaf != nullptr || item.conf_text.empty()) {  // a leaf, or a renewed kubeconfig's <conf>.crt
       KH_RETURN_IF_ERROR(EnsureDirectory(item.out_path.parent_path(), kDirMode));
       KH_RETURN_IF_ERROR(WriteFileAtomic(item.out_path, cert_pem, kCertMode));
       say("[sign-dir] Signed \"" + item.name + "\" -> " + item.out_path.string());

@@ -62,6 +62,13 @@ struct SignDirOptions {
   ProgressFn progress;                   // may be empty
   // Called once per problem of a refused run (`file` is the CSR or file concerned), e.g. to audit.
   std::function<void(const std::string& file, const std::string& reason)> refused;
+  // Renewal (`sign-dir --renew`, the layout of `certs renewal-csrs`): every CSR present is signed
+  // again even where a valid certificate exists (nothing is kept); a missing CSR is skipped, not a
+  // problem (at least one must be there). A kubeconfig CSR without its kubeconfig beside it gets
+  // its client certificate written to <kubeconfig-dir>/<conf>.crt for `certs install-renewed`; with
+  // the kubeconfig there, the certificate goes into it as on first issuance. The checks are those
+  // of first issuance.
+  bool renew = false;
 };
 
 struct SignDirSummary {
@@ -77,7 +84,8 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
 
 // The files of a generate-csr layout relative to the directory a tar archive is packed from:
 // "pki/<leaf>.csr", "pki/<leaf>.key", "<conf>", "<conf>.csr" (inputs) and "pki/<leaf>.crt",
-// "pki/ca.crt", "pki/etcd/ca.crt", "pki/front-proxy-ca.crt", "<conf>" (outputs).
+// "pki/ca.crt", "pki/etcd/ca.crt", "pki/front-proxy-ca.crt", "<conf>", "<conf>.crt" (outputs; the
+// last is the renewal form of a kubeconfig's client certificate).
 std::vector<std::string> GenerateCsrInputNames();
 std::vector<std::string> SignDirOutputNames();
 

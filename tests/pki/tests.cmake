@@ -20,3 +20,5 @@ kubehsm_test(pki_hostile_input_test LABEL e2e SOURCES pki/hostile_input_test.cc 
 # kubehsm kubeadm patches applied to real kubeadm manifests with kubectl patch --local.
 kubehsm_test(pki_kubeadm_patches_e2e_test LABEL e2e SOURCES pki/kubeadm_patches_e2e_test.cc LIBS kubehsm::pki)
 kubehsm_test(pki_kubeadm_patches_test LABEL unit SOURCES pki/kubeadm_patches_test.cc LIBS kubehsm::pki)
+# Air-gapped renewal: renewal-csrs on the node, sign-dir --renew on the box, install-renewed.
+kubehsm_test(pki_renewal_e2e_test LABEL e2e SOURCES pki/renewal_e2e_test.cc LIBS kubehsm::pki)
