@@ -566,16 +566,16 @@ int SaActivate(Context& ctx, const Args& args) {
   }
   auto min = ParseDuration(vm["min-published"].as<std::string>());
   if (!min) return ctx.UsageError("--min-published: not a duration (e.g. 3600, 90s, 15m, 1h, 2d)");
-  auto store = Store(ctx);
-  if (!store.ok()) return ctx.Fail(store.status());
-  if (Status s = ctx.CheckAudit(); !s.ok()) return ctx.Fail(s);
   const std::vector<std::string> peers = Strings(vm, "published-on");
-  std::vector<std::pair<std::string, std::string>> peer_jwks;  // path, text: read before touching the token
+  std::vector<std::pair<std::string, std::string>> peer_jwks;  // path, text: read before the token is opened
   for (const auto& path : peers) {
     auto text = ReadFileBounded(path, kMaxKeyFileBytes);
     if (!text.ok()) return ctx.Fail(text.status().WithContext("--published-on"));
     peer_jwks.emplace_back(path, std::move(*text));
   }
+  auto store = Store(ctx);
+  if (!store.ok()) return ctx.Fail(store.status());
+  if (Status s = ctx.CheckAudit(); !s.ok()) return ctx.Fail(s);
   jwt::ActivateOptions options{Now(), *min, vm["force"].as<bool>()};
   options.check = [&peer_jwks](const jwt::SaKeyInfo& target) -> Status {
     for (const auto& [path, text] : peer_jwks) {
