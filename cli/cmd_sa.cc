@@ -569,7 +569,7 @@ int SaActivate(Context& ctx, const Args& args) {
   const std::vector<std::string> peers = Strings(vm, "published-on");
   std::vector<std::pair<std::string, std::string>> peer_jwks;  // path, text: read before the token is opened
   for (const auto& path : peers) {
-    auto text = ReadFileBounded(path, kMaxKeyFileBytes);
+    auto text = ReadRegularFileBounded(path, kMaxKeyFileBytes);
     if (!text.ok()) return ctx.Fail(text.status().WithContext("--published-on"));
     peer_jwks.emplace_back(path, std::move(*text));
   }
@@ -671,7 +671,8 @@ constexpr int64_t kMaxImportSeconds = 400 * 86400;
 // `sa import-public --bundle`: every key of another node's bundle, checked as a whole before the
 // first one is imported, each change audited on its own.
 int ImportBundle(Context& ctx, const std::string& path, int64_t expires_in) {
-  auto text = ReadFileBounded(path, jwt::kMaxSaBundleBytes);
+  // A bundle travels between nodes: only a regular file is read (a FIFO never blocks the open).
+  auto text = ReadRegularFileBounded(path, jwt::kMaxSaBundleBytes);
   if (!text.ok()) return ctx.Fail(text.status().WithContext("bundle"));
   auto bundle = jwt::ParseSaKeyBundle(*text);
   if (!bundle.ok()) return ctx.Fail(bundle.status().WithContext(path));

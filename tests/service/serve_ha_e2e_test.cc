@@ -458,6 +458,13 @@ TEST_F(ServeHaBundleRefusalTest, MalformedBundlesAreRefused) {
   nlohmann::json unknown = bundle_;
   unknown["keys"][0]["x5u"] = "https://attacker.example/";
   ExpectRefused(unknown.dump(), "unknown member \"x5u\"");
+  // A FIFO where the bundle belongs is refused at once, never waited on.
+  const fs::path fifo = tmp_.path() / "bundle.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  ProcessResult r = Import(*b_, fifo);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("FIFO"), std::string::npos) << r.err;
+  EXPECT_EQ(ListedKids(*b_), std::set<std::string>{kid_b_});
 }
 
 TEST_F(ServeHaBundleRefusalTest, KidNotDerivedFromTheKeyIsRefused) {
