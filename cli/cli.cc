@@ -187,10 +187,15 @@ Context::~Context() = default;
 
 Result<signer::KeyStore*> Context::KeyStore() {
   if (!session_) {
-    auto opened = TokenSession::Open(globals_);
+    hsm::OpenStep failed_step = hsm::OpenStep::kNone;
+    auto opened = TokenSession::Open(globals_, &failed_step);
     if (!opened.ok()) {
       const Status& s = opened.status();
-      if (s.code() == StatusCode::kUnauthenticated || s.code() == StatusCode::kFailedPrecondition) {
+      if (failed_step == hsm::OpenStep::kPinSource) {
+        // The PIN could not be read (no terminal, a missing file, ...): no C_Login happened, so
+        // this is no login failure and costs the token no attempt.
+        AuditEvent("pin-source-error", {{"token", globals_.token_uri}, {"reason", s.message()}});
+      } else if (s.code() == StatusCode::kUnauthenticated || s.code() == StatusCode::kFailedPrecondition) {
         AuditEvent("login-failure", {{"token", globals_.token_uri}, {"reason", s.message()}});
       }
       return s;

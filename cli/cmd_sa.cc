@@ -23,6 +23,7 @@
 #include "signer/jwt/claims.h"
 #include "signer/jwt/jwks.h"
 #include "signer/jwt/jws.h"
+#include "signer/jwt/sa_bundle.h"
 #include "signer/jwt/sa_keys.h"
 #include "signer/jwt/verify.h"
 
@@ -503,6 +504,16 @@ int SaList(Context& ctx, const Args& args) {
   return kExitOk;
 }
 
+// What `sa rotate` tells the operator to wait for before `sa activate`, and why.
+constexpr const char* kRotateWaitNote =
+    "it is published now, not signing yet. Before activating it, every verifier must hold it:\n"
+    "  - each kube-apiserver re-fetches the keys from its `kubehsm serve` once per refresh interval\n"
+    "    (the --refresh-hint-seconds serve advertises, 60 s by default; serve itself re-reads the token\n"
+    "    every --key-poll-seconds): wait one such interval after the key reached every node's token\n"
+    "    (with one token per node: after `sa export-public` here and `sa import-public --bundle` there);\n"
+    "  - relying parties that fetch the issuer's JWKS over OIDC cache it for up to an hour.\n"
+    "`sa activate` refuses a next key published for less than --min-published (1h by default).\n";
+
 int SaRotate(Context& ctx, const Args& args) {
   po::options_description d("kubehsm sa rotate");
   d.add_options()("type", po::value<std::string>()->default_value("rsa-2048"),
@@ -527,36 +538,68 @@ int SaRotate(Context& ctx, const Args& args) {
   }
   ctx.out() << "created next key " << key->kid << " (" << KeyTypeName(key->type) << ", "
             << jwt::JwsAlgorithmName(jwt::JwsAlgorithmFor(key->type)) << ")\n"
-            << "it is published now; once relying parties and kube-apiserver have fetched it (at least "
-            << jwt::kDefaultMinPublishedSeconds / 60 << " minutes), run: kubehsm sa activate " << key->kid << "\n";
+            << kRotateWaitNote << "then run: kubehsm sa activate --key=" << key->kid << "\n";
   return kExitOk;
 }
 
 int SaActivate(Context& ctx, const Args& args) {
   po::options_description d("kubehsm sa activate");
-  d.add_options()("key", po::value<std::string>(), "kid, unique kid prefix (4+ characters) or label; default: the next key")(
+  d.add_options()("key", po::value<std::string>(),
+                  "kid, unique kid prefix (4+ characters) or label; default: the next key")(
       "min-published", po::value<std::string>()->default_value("1h"),
       "refuse keys published for less than this (90s, 15m, 1h, 2d)")("force", po::bool_switch(),
-                                                                     "activate even if published too recently");
+                                                                     "activate even if published too recently")(
+      "published-on", po::value<std::vector<std::string>>(),
+      "refuse unless this JWKS file (another node's `kubehsm sa jwks` output) publishes the key; repeatable, one "
+      "per other node (one token per node). Not waived by --force");
   po::positional_options_description pos;
   pos.add("key", 1);
   po::variables_map vm;
   int code = 0;
   if (!ParseArgs(ctx,
-                 "kubehsm sa activate [KEY] [--min-published DURATION] [--force]\n\nMakes KEY the signing key; the "
-                 "previous active key becomes retired (still published).",
+                 "kubehsm sa activate [KEY] [--min-published DURATION] [--force] [--published-on JWKS]...\n\nMakes KEY "
+                 "the signing key; the previous active key becomes retired (still published). With one token\n"
+                 "per control-plane node, pass every other node's `kubehsm sa jwks` output as --published-on:\n"
+                 "activation is refused while a node does not publish the key yet.",
                  d, &pos, args, vm, code)) {
     return code;
   }
   auto min = ParseDuration(vm["min-published"].as<std::string>());
   if (!min) return ctx.UsageError("--min-published: not a duration (e.g. 3600, 90s, 15m, 1h, 2d)");
+  const std::vector<std::string> peers = Strings(vm, "published-on");
+  std::vector<std::pair<std::string, std::string>> peer_jwks;  // path, text: read before the token is opened
+  for (const auto& path : peers) {
+    auto text = ReadRegularFileBounded(path, kMaxKeyFileBytes);
+    if (!text.ok()) return ctx.Fail(text.status().WithContext("--published-on"));
+    peer_jwks.emplace_back(path, std::move(*text));
+  }
   auto store = Store(ctx);
   if (!store.ok()) return ctx.Fail(store.status());
   if (Status s = ctx.CheckAudit(); !s.ok()) return ctx.Fail(s);
-  auto key = jwt::ActivateSaKey(**store, Opt(vm, "key"), {Now(), *min, vm["force"].as<bool>()});
+  jwt::ActivateOptions options{Now(), *min, vm["force"].as<bool>()};
+  options.check = [&peer_jwks](const jwt::SaKeyInfo& target) -> Status {
+    for (const auto& [path, text] : peer_jwks) {
+      auto published = jwt::JwksPublishesKey(text, target.kid, target.spki_der);
+      if (!published.ok()) return published.status().WithContext(path);
+      if (!*published) {
+        return FailedPrecondition(
+            "refusing to activate " + target.kid + ": " + path +
+            " does not publish it, so that node's kube-apiserver would refuse the tokens it signs (export it with "
+            "`kubehsm sa export-public`, import it there with `kubehsm sa import-public --bundle`, wait one refresh "
+            "interval, then save that node's `kubehsm sa jwks` again)");
+      }
+    }
+    return OkStatus();
+  };
+  auto key = jwt::ActivateSaKey(**store, Opt(vm, "key"), options);
   if (!key.ok()) return ctx.Fail(key.status());
-  if (Status s = AuditSaKey(ctx, "sa-key-activate", *key, {{"force", vm["force"].as<bool>() ? "true" : "false"}});
-      !s.ok()) {
+  std::map<std::string, std::string> extra = {{"force", vm["force"].as<bool>() ? "true" : "false"}};
+  if (!peers.empty()) {
+    std::string joined;
+    for (const auto& p : peers) joined += (joined.empty() ? "" : ",") + p;
+    extra["published_on"] = joined;
+  }
+  if (Status s = AuditSaKey(ctx, "sa-key-activate", *key, extra); !s.ok()) {
     return FailUnaudited(ctx, "activated " + key->kid, s);
   }
   ctx.out() << "activated " << key->kid << ": new tokens are signed with it\n";
@@ -625,26 +668,96 @@ int SaRemove(Context& ctx, const Args& args) {
 // (extended kube-api-access tokens) plus slack. Longer needs a new, audited import.
 constexpr int64_t kMaxImportSeconds = 400 * 86400;
 
+// `sa import-public --bundle`: every key of another node's bundle, checked as a whole before the
+// first one is imported, each change audited on its own.
+int ImportBundle(Context& ctx, const std::string& path, int64_t expires_in) {
+  // A bundle travels between nodes: only a regular file is read (a FIFO never blocks the open).
+  auto text = ReadRegularFileBounded(path, jwt::kMaxSaBundleBytes);
+  if (!text.ok()) return ctx.Fail(text.status().WithContext("bundle"));
+  auto bundle = jwt::ParseSaKeyBundle(*text);
+  if (!bundle.ok()) return ctx.Fail(bundle.status().WithContext(path));
+  auto store = Store(ctx);
+  if (!store.ok()) return ctx.Fail(store.status());
+  auto keys = jwt::ListSaKeys(**store);
+  if (!keys.ok()) return ctx.Fail(keys.status());
+  const int64_t now = Now();
+  const int64_t until = now + expires_in;
+  auto steps = jwt::PlanSaBundleImport(*keys, *bundle, until);
+  if (!steps.ok()) return ctx.Fail(steps.status().WithContext(path));
+  if (Status s = ctx.CheckAudit(); !s.ok()) return ctx.Fail(s);
+  int changed = 0;
+  for (const auto& step : *steps) {
+    auto done = jwt::ApplySaBundleStep(**store, step, now, until);
+    if (!done.ok()) {
+      return ctx.Fail(done.status().WithContext("importing " + step.key.kid + " (" + std::to_string(changed) +
+                                                " key(s) of the bundle changed before it)"));
+    }
+    const std::string action(jwt::SaBundleActionName(step.action));
+    const std::string bundle_state(jwt::SaKeyStateName(step.key.state));
+    if (step.action == jwt::SaBundleAction::kImport || step.action == jwt::SaBundleAction::kExtend) {
+      ++changed;
+      if (Status s = AuditSaKey(ctx, "sa-key-import-public", *done,
+                                {{"bundle", path}, {"bundle_state", bundle_state}, {"action", action}});
+          !s.ok()) {
+        return FailUnaudited(ctx, (step.action == jwt::SaBundleAction::kImport ? "imported " : "extended ") + done->kid,
+                             s);
+      }
+    }
+    switch (step.action) {
+      case jwt::SaBundleAction::kImport:
+        ctx.out() << "imported " << done->kid << " (" << KeyTypeName(done->type) << ", " << bundle_state
+                  << " on the exporting node): published for verification only, until " << Rfc3339(done->until) << "\n";
+        break;
+      case jwt::SaBundleAction::kExtend:
+        ctx.out() << "extended " << done->kid << " (" << bundle_state << " on the exporting node): published until "
+                  << Rfc3339(done->until) << "\n";
+        break;
+      case jwt::SaBundleAction::kUnchanged:
+        ctx.out() << "unchanged " << done->kid << ": already imported, published "
+                  << (done->until > 0 ? "until " + Rfc3339(done->until) : std::string("without expiry")) << "\n";
+        break;
+      case jwt::SaBundleAction::kOwnKey:
+        ctx.out() << "unchanged " << done->kid << ": this token's own " << jwt::SaKeyStateName(done->state) << " key\n";
+        break;
+    }
+  }
+  ctx.out() << changed << " key(s) imported or extended, " << steps->size() - static_cast<std::size_t>(changed)
+            << " already published\n";
+  return kExitOk;
+}
+
 int SaImportPublic(Context& ctx, const Args& args) {
   po::options_description d("kubehsm sa import-public");
-  d.add_options()("public-key", po::value<std::string>()->required(), "PEM PUBLIC KEY file (e.g. the old sa.pub)")(
+  d.add_options()("public-key", po::value<std::string>(), "PEM PUBLIC KEY file (e.g. the old sa.pub)")(
+      "bundle", po::value<std::string>(),
+      "instead of --public-key: another node's `kubehsm sa export-public` file (its active and next keys)")(
       "expires-in", po::value<std::string>(),
       "required: stop publishing the key after this long (90s, 15m, 12h, 30d; at most 400d): the longest "
-      "remaining lifetime of the tokens it signed")(
+      "remaining lifetime of the tokens it signed; with --bundle, re-import before then (an already imported "
+      "key's publication is extended, never shortened)")(
       "confirm-key-outside-token", po::bool_switch(),
-      "required: acknowledge that the private key was generated outside the token, so whoever holds it can "
-      "mint tokens that verify until the key stops being published");
+      "required: acknowledge that the private key is outside this token (generated elsewhere, or in another "
+      "node's token), so whoever holds it can mint tokens that verify until the key stops being published");
   po::positional_options_description pos;
   pos.add("public-key", 1);
   po::variables_map vm;
   int code = 0;
   if (!ParseArgs(ctx,
-                 "kubehsm sa import-public [--public-key] FILE --expires-in DURATION --confirm-key-outside-token\n\n"
+                 "kubehsm sa import-public [--public-key] FILE --expires-in DURATION --confirm-key-outside-token\n"
+                 "       kubehsm sa import-public --bundle FILE --expires-in DURATION --confirm-key-outside-token\n\n"
                  "Publishes an existing public key (retired, verify only, marked imported) under its derived kid\n"
                  "until DURATION from now, so tokens signed before the migration keep verifying. Its private key\n"
-                 "is outside the token: whoever holds it can mint tokens that verify while it is published.",
+                 "is outside the token: whoever holds it can mint tokens that verify while it is published.\n\n"
+                 "With --bundle, publishes every key of another control-plane node's bundle the same way (one token\n"
+                 "per node). The bundle is checked as a whole first (public keys only, each kid derived from its\n"
+                 "key, no kid naming another key): a refused bundle imports nothing. Keys already imported are\n"
+                 "extended to the new end of publication or left as they are; this token's own keys are skipped.",
                  d, &pos, args, vm, code)) {
     return code;
+  }
+  const bool has_bundle = vm.count("bundle") != 0;
+  if (has_bundle == (vm.count("public-key") != 0)) {
+    return ctx.UsageError("sa import-public needs exactly one of --public-key FILE and --bundle FILE");
   }
   if (!vm["confirm-key-outside-token"].as<bool>()) {
     return ctx.UsageError("sa import-public publishes a key whose private half is outside the token (whoever holds "
@@ -657,6 +770,7 @@ int SaImportPublic(Context& ctx, const Args& args) {
   if (!expires_in || *expires_in <= 0 || *expires_in > kMaxImportSeconds) {
     return ctx.UsageError("--expires-in: not a duration between 1s and 400d (e.g. 90s, 12h, 30d)");
   }
+  if (has_bundle) return ImportBundle(ctx, vm["bundle"].as<std::string>(), *expires_in);
   const std::string path = vm["public-key"].as<std::string>();
   auto pem = ReadFileBounded(path, kMaxKeyFileBytes);
   if (!pem.ok()) return ctx.Fail(pem.status());
@@ -678,6 +792,40 @@ int SaImportPublic(Context& ctx, const Args& args) {
   }
   ctx.out() << "imported " << imported->kid << " (" << KeyTypeName(imported->type) << ") as retired: published for "
             << "verification only, until " << Rfc3339(imported->until) << "\n";
+  return kExitOk;
+}
+
+int SaExportPublic(Context& ctx, const Args& args) {
+  po::options_description d("kubehsm sa export-public");
+  d.add_options()("out", po::value<std::string>(),
+                  "write the bundle to this file (atomically, mode 0644); "
+                  "default: standard output");
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseArgs(ctx,
+                 "kubehsm sa export-public [--out FILE]\n\n"
+                 "Writes the public keys of this token's active and next service-account keys, with their kids and\n"
+                 "states, as a JWKS-shaped bundle for `kubehsm sa import-public --bundle` on the other control-plane\n"
+                 "nodes (one token per node). Public keys only; imported keys are not re-exported.",
+                 d, nullptr, args, vm, code)) {
+    return code;
+  }
+  auto store = Store(ctx);
+  if (!store.ok()) return ctx.Fail(store.status());
+  auto keys = jwt::ListSaKeys(**store);
+  if (!keys.ok()) return ctx.Fail(keys.status());
+  const std::vector<jwt::SaKeyInfo> exported = jwt::ExportableSaKeys(*keys);
+  auto bundle = jwt::RenderSaKeyBundle(exported, Now());
+  if (!bundle.ok()) return ctx.Fail(bundle.status());
+  const std::string out = Opt(vm, "out");
+  if (out.empty() || out == "-") {
+    ctx.out() << *bundle << "\n";
+  } else {
+    if (Status s = WriteFileAtomic(out, *bundle + "\n", 0644); !s.ok()) return ctx.Fail(s.WithContext(out));
+  }
+  for (const auto& k : exported) {
+    ctx.err() << "kubehsm: exported " << jwt::SaKeyStateName(k.state) << " key " << k.kid << "\n";
+  }
   return kExitOk;
 }
 
@@ -705,7 +853,9 @@ int RunSa(Context& ctx, const Args& args) {
        {"activate", SaActivate, "make a published key the signing key; retire the previous one"},
        {"retire", SaRetire, "stop a key signing; keep it published"},
        {"remove", SaRemove, "destroy a retired or next key"},
-       {"import-public", SaImportPublic, "publish an existing public key (e.g. the old sa.pub) for verification"}},
+       {"import-public", SaImportPublic,
+        "publish an existing public key (e.g. the old sa.pub) or another node's bundle for verification"},
+       {"export-public", SaExportPublic, "write this token's active and next public keys as a bundle for other nodes"}},
       "Service-account tokens and signing-key rotation.", kSaEpilogue);
 }
 

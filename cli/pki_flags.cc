@@ -1,9 +1,11 @@
 #include "cli/pki_flags.h"
 
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
 
+#include "cli/progress.h"
 #include "signer/pki/config_overrides.h"
 #include "signer/pki/versions.h"
 
@@ -71,6 +73,15 @@ Result<signer::pki::PkiOptions> PkiOptionsFromFlags(Context& ctx, const po::vari
   options.config = std::move(config);
   options.overwrite = vm.count("overwrite") != 0 && vm["overwrite"].as<bool>();
   options.progress = [&ctx](const std::string& line) { ctx.out() << line << "\n" << std::flush; };
+  // An elapsed-time display while a key is generated in the token, on a terminal only.
+  auto display = std::make_shared<ElapsedDisplay>(ctx.out(), ElapsedDisplay::IsTerminal(ctx.out()));
+  options.long_step = [display](bool running) {
+    if (running) {
+      display->Start();
+    } else {
+      display->Stop();
+    }
+  };
   return options;
 }
 

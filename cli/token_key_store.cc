@@ -71,8 +71,8 @@ hsm::HsmOptions TokenSession::HsmOptionsFor(const GlobalOptions& globals) {
   return o;
 }
 
-Result<std::unique_ptr<TokenSession>> TokenSession::Open(const GlobalOptions& globals) {
-  KH_ASSIGN_OR_RETURN(std::unique_ptr<hsm::Hsm> h, hsm::Hsm::Open(HsmOptionsFor(globals)));
+Result<std::unique_ptr<TokenSession>> TokenSession::Open(const GlobalOptions& globals, hsm::OpenStep* failed_step) {
+  KH_ASSIGN_OR_RETURN(std::unique_ptr<hsm::Hsm> h, hsm::Hsm::Open(HsmOptionsFor(globals), failed_step));
   return std::make_unique<TokenSession>(std::move(h));
 }
 

@@ -32,8 +32,8 @@ class TokenKeyStore final : public signer::KeyStore {
 // An open, logged-in token and its KeyStore, for one command run.
 class TokenSession final {
  public:
-  // Opens the module and token named by `globals` and logs in.
-  static Result<std::unique_ptr<TokenSession>> Open(const GlobalOptions& globals);
+  // Opens the module and token named by `globals` and logs in; `failed_step` as in hsm::Hsm::Open.
+  static Result<std::unique_ptr<TokenSession>> Open(const GlobalOptions& globals, hsm::OpenStep* failed_step = nullptr);
   // The hsm options `globals` select (module, token, PIN source, init args, CKA_LOCAL policy).
   static hsm::HsmOptions HsmOptionsFor(const GlobalOptions& globals);
 

@@ -29,11 +29,16 @@ struct HsmOptions {
   const Pin* pin = nullptr;
 };
 
+// The step of Hsm::Open that failed, so a caller can tell a PIN that could not be read (no
+// C_Login was attempted) from a login the token refused.
+enum class OpenStep { kNone, kModule, kToken, kPinSource, kLogin, kProvider };
+
 class Hsm final {
  public:
   // Loads the module, finds the token, reads the PIN from its source (wiped right after C_Login)
-  // and logs in, then starts the provider bridge. Every failure names module, token and step.
-  static Result<std::unique_ptr<Hsm>> Open(const HsmOptions& options);
+  // and logs in, then starts the provider bridge. Every failure names module, token and step;
+  // `failed_step`, when given, is set to the step that failed (kNone on success).
+  static Result<std::unique_ptr<Hsm>> Open(const HsmOptions& options, OpenStep* failed_step = nullptr);
 
   Hsm(const Hsm&) = delete;  // owns the module lifecycle
   Hsm& operator=(const Hsm&) = delete;

@@ -256,16 +256,21 @@ Result<std::unique_ptr<Token>> Token::Open(Module& module, const TokenInfo& info
     f->C_CloseSession(s);
     Status st = RvStatus(rv, "C_Login on token '" + info.label + "'");
     if (rv == CKR_PIN_INCORRECT) {
-      // Re-read the flags so the user learns how close the token is to locking.
+      // Re-read the flags and say only what the token reports (PKCS#11 v2.40 §5.5, CK_TOKEN_INFO):
+      // CKF_USER_PIN_COUNT_LOW means only "an incorrect user login PIN has been entered at least
+      // once since the last successful authentication", not that a lockout is near (SoftHSM sets
+      // it and never locks); CKF_USER_PIN_FINAL_TRY means the next wrong PIN locks it.
       CK_TOKEN_INFO ti{};
       std::string hint;
       if (f->C_GetTokenInfo(info.slot_id, &ti) == CKR_OK) {
         if (ti.flags & CKF_USER_PIN_LOCKED)
-          hint = "; the PIN is now locked";
+          hint = "; the token reports the PIN is now locked";
         else if (ti.flags & CKF_USER_PIN_FINAL_TRY)
-          hint = "; one more wrong PIN locks the token";
+          hint = "; the token reports that one more wrong PIN locks it";
         else if (ti.flags & CKF_USER_PIN_COUNT_LOW)
-          hint = "; few attempts remain before the token locks";
+          hint =
+              "; the token reports a wrong PIN since the last successful login (CKF_USER_PIN_COUNT_LOW; it "
+              "does not say how many attempts remain)";
       }
       return Unauthenticated("wrong PIN for token '" + info.label + "' (C_Login: CKR_PIN_INCORRECT)" + hint);
     }

@@ -25,11 +25,32 @@ struct KeyManager::Snapshot {
   std::vector<PublishedKeySet::Key> published;
   std::shared_ptr<const LoadedKey> active;  // null: see active_error
   Status active_error;
+  int64_t newest_since = 0;  // the latest label time ("since") among the published keys
 };
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// FetchKeys' data_timestamp, derived from what the token holds so that every process reading the
+// same token (a restarted serve, two serves on one shared token) reports the same value for the
+// same set: the seconds are the newest label time of a published key (a key's creation, import or
+// last state change, recorded in its label), the nanoseconds an FNV-1a digest of the published
+// kids and exclusion flags, so a key that disappears changes it as well.
+std::pair<int64_t, int32_t> DataTimestamp(const std::vector<PublishedKeySet::Key>& keys, int64_t newest_since) {
+  uint64_t h = 14695981039346656037ull;
+  auto mix = [&h](std::string_view bytes) {
+    for (unsigned char c : bytes) {
+      h ^= c;
+      h *= 1099511628211ull;
+    }
+  };
+  for (const auto& k : keys) {  // sorted by kid
+    mix(k.kid);
+    mix(k.exclude_from_oidc ? "+" : "-");
+  }
+  return {newest_since, static_cast<int32_t>(h % 1000000000ull)};
+}
 
 }  // namespace
 
@@ -77,6 +98,7 @@ Result<KeyManager::Snapshot> KeyManager::Load(const std::shared_ptr<SignerBacken
   for (const auto& k : listed) {
     labels.push_back(k.label);
     if (k.state == jwt::SaKeyState::kIncomplete) continue;
+    snap.newest_since = std::max(snap.newest_since, k.since);
     snap.published.push_back({k.kid, k.spki_der, options_.exclude_from_oidc.count(k.kid) != 0});
   }
   std::sort(labels.begin(), labels.end());
@@ -138,15 +160,14 @@ bool KeyManager::Install(const std::shared_ptr<SignerBackend>& backend, Snapshot
         backend_ = backend;
         down_ = false;
       }
-      changed = !keys_ || keys_->keys != snap.published;
+      const auto [stamp_seconds, stamp_nanos] = DataTimestamp(snap.published, snap.newest_since);
+      changed = !keys_ || keys_->keys != snap.published || keys_->data_timestamp_seconds != stamp_seconds ||
+                keys_->data_timestamp_nanos != stamp_nanos;
       if (changed) {
         auto set = std::make_shared<PublishedKeySet>();
         set->keys = std::move(snap.published);
-        const auto now = std::chrono::system_clock::now().time_since_epoch();
-        const auto secs = std::chrono::duration_cast<std::chrono::seconds>(now);
-        set->data_timestamp_seconds = secs.count();
-        set->data_timestamp_nanos =
-            static_cast<int32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - secs).count());
+        set->data_timestamp_seconds = stamp_seconds;
+        set->data_timestamp_nanos = stamp_nanos;
         keys_ = std::move(set);
       }
       keys = keys_;

@@ -60,7 +60,10 @@ struct PublishedKeySet {
     bool operator==(const Key&) const = default;
   };
   std::vector<Key> keys;  // sorted by kid, so the order does not depend on key states
-  // Wall-clock time this process first saw exactly this set.
+  // Derived from the token, not from when this process read it, so it is the same after a
+  // restart and in every serve on the same token: seconds = the newest label time ("since") of a
+  // published key, nanos = a digest of the published kids and exclusion flags. It changes when a
+  // key is created, imported, removed, stops being published, or changes state.
   int64_t data_timestamp_seconds = 0;
   int32_t data_timestamp_nanos = 0;
 };

@@ -270,6 +270,7 @@ Result<SaKeyInfo> ActivateSaKey(signer::KeyStore& store, std::string_view key, c
                                 Duration(options.min_published_seconds - published) + ", or use --force)");
     }
   }
+  if (options.check) KH_RETURN_IF_ERROR(options.check(target));
   // Activate first, then retire the others: an interruption leaves two active keys, never none.
   KH_RETURN_IF_ERROR(Relabel(store, target, SaKeyState::kActive, options.now));
   for (const auto& k : keys) {

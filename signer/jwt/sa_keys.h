@@ -40,6 +40,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -139,6 +140,10 @@ struct ActivateOptions {
   int64_t now = 0;
   int64_t min_published_seconds = kDefaultMinPublishedSeconds;
   bool force = false;
+  // Optional: called with the resolved key after the state guards, before anything changes; an
+  // error refuses the activation as it is (`force` does not waive it). The CLI checks here that
+  // the other nodes' published sets hold the key.
+  std::function<Status(const SaKeyInfo& target)> check;
 };
 
 // `sa activate [KEY]`: makes KEY (default: the only next key) active and retires the previous

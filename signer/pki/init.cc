@@ -87,6 +87,12 @@ void Runner::Say(const std::string& line) const {
   if (options.progress) options.progress(line);
 }
 
+Runner::LongStep Runner::BeginLongStep(const std::string& line) const {
+  Say(line);
+  if (options.long_step) options.long_step(true);
+  return LongStep(&options);
+}
+
 Status Runner::Write(const std::filesystem::path& path, std::string_view data, mode_t mode) {
   KH_RETURN_IF_ERROR(EnsureDirectory(path.parent_path(), kDirMode));
   KH_RETURN_IF_ERROR(WriteFileAtomic(path, data, mode));
@@ -244,7 +250,12 @@ Status CaPhase(Runner& r) {
     const bool creating = !key.ok();
     if (creating) {
       KH_RETURN_IF_ERROR(WriteFileAtomic(PendingMarker(path), label + "\n", kKeyMode));
-      key = r.store.Create(label, r.options.config.encryption_algorithm);
+      {
+        const auto step =
+            r.BeginLongStep("[certs] Creating the \"" + std::string(ca.file_base) + "\" key in the token (" +
+                            std::string(KeyTypeName(r.options.config.encryption_algorithm)) + ")");
+        key = r.store.Create(label, r.options.config.encryption_algorithm);
+      }
       if (!key.ok()) return key.status().WithContext("creating the " + std::string(ca.name) + " key in the token");
       ++r.summary.keys_created;
       r.Say("[certs] Generating \"" + std::string(ca.file_base) + "\" certificate and key (key in the token as '" +
@@ -284,8 +295,14 @@ Status SaPhase(Runner& r) {
                               " exists but the token has no active service-account key: restore the key, remove "
                               "sa.pub, or use --overwrite to create a new key");
   }
-  Result<SigningKey> key = active.ok() ? std::move(active->key) : jwt::EnsureActiveSaKey(r.store,
-                                                                                         r.options.config.encryption_algorithm);
+  Result<SigningKey> key = InvalidArgument("unset");
+  if (active.ok()) {
+    key = std::move(active->key);
+  } else {
+    const auto step = r.BeginLongStep("[certs] Creating the \"sa\" key in the token (" +
+                                      std::string(KeyTypeName(r.options.config.encryption_algorithm)) + ")");
+    key = jwt::EnsureActiveSaKey(r.store, r.options.config.encryption_algorithm);
+  }
   if (!key.ok()) return key.status().WithContext("creating the service-account key in the token");
   if (active.ok()) {
     r.Say("[certs] Using the existing \"sa\" key");

@@ -42,6 +42,10 @@ struct PkiOptions {
   // Replace what does not pair up or no longer matches (see the file comment). Never deletes keys.
   bool overwrite = false;
   ProgressFn progress;  // may be empty
+  // Called around each step that can take seconds with nothing to print (a key generated in the
+  // token; RSA-4096 takes several): with true right after the progress line announcing it, with
+  // false when it ends. The CLI draws an elapsed-time display there, on a terminal only. May be empty.
+  std::function<void(bool running)> long_step;
   // Called for every certificate the run signs, after signing and before any file holding it is
   // written (see signer/pki/issuance.h for the contract: kAlreadyExists re-signs with a fresh
   // serial, any other error aborts with nothing written). May be empty (nothing recorded). The

@@ -42,6 +42,18 @@ struct Runner {
   std::shared_ptr<LeafKeyPool> leaf_keys = nullptr;
 
   void Say(const std::string& line) const;
+  // Says `line` before a step that can take seconds, then marks the step running (options.long_step)
+  // until the returned guard is destroyed.
+  struct LongStep {
+    explicit LongStep(const PkiOptions* o) : options(o) {}
+    const PkiOptions* options;
+    LongStep(const LongStep&) = delete;  // ends the step once
+    LongStep& operator=(const LongStep&) = delete;
+    ~LongStep() {
+      if (options->long_step) options->long_step(false);
+    }
+  };
+  [[nodiscard]] LongStep BeginLongStep(const std::string& line) const;
   // EnsureDirectory(parent, 0755) + WriteFileAtomic; counts the write.
   Status Write(const std::filesystem::path& path, std::string_view data, mode_t mode);
   Validity LeafValidity() const;

@@ -2,3 +2,7 @@ kubehsm_test(cli_keys_e2e_test LABEL e2e SOURCES cli/keys_cli_test.cc)
 # Security regressions (issue 14): renew, SA key audit/import, audit-before-issue, state dir,
 # config file and module trust. Real binary, SoftHSM, openssl; chown to uid 65534 (root only).
 kubehsm_test(cli_security_e2e_test LABEL e2e SOURCES cli/security_cli_test.cc)
+# Operator-facing messages and their audit records: wrong PIN wording, PIN-source errors, init's
+# announcement and terminal-only progress display, sa rotate's wait rule. Real binary, SoftHSM,
+# setsid and script(1) for "no terminal" and "a terminal".
+kubehsm_test(cli_operator_messages_e2e_test LABEL e2e SOURCES cli/operator_messages_cli_test.cc)

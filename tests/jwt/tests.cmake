@@ -8,6 +8,7 @@ kubehsm_test(jwt_unit_test LABEL unit
     jwt/verify_test.cc
     jwt/jwks_test.cc
     jwt/sa_keys_test.cc
+    jwt/sa_bundle_test.cc
     jwt/json_util_sax_test.cc
   LIBS kubehsm::jwt)
 

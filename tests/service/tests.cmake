@@ -19,3 +19,8 @@ if(TARGET serve_e2e_test)
     add_dependencies(serve_e2e_test kubehsm_fault_pkcs11)
   endif()
 endif()
+
+# Service-account keys across control-plane nodes (label e2e): two `kubehsm serve` daemons on one
+# shared token, and on one token per node with `sa export-public` / `sa import-public --bundle`,
+# through a whole rotation; refused bundles import nothing.
+kubehsm_test(serve_ha_e2e_test LABEL e2e SOURCES service/serve_ha_e2e_test.cc LIBS kubehsm_serve_test_util)
