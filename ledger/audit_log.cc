@@ -211,6 +211,17 @@ Result<AuditLog::VerifyResult> AuditLog::Verify() const {
       if ((ev == "cert-issue" || ev == "cert-renew") && f.contains("serial") && f["serial"].is_string()) {
         result.certificate_serials.insert(f["serial"].get<std::string>());
       }
+      // An import names the serials it added, comma-separated.
+      if (ev == "ledger-import" && f.contains("serials") && f["serials"].is_string()) {
+        const std::string list = f["serials"].get<std::string>();
+        std::size_t start = 0;
+        while (start < list.size()) {
+          std::size_t comma = list.find(',', start);
+          if (comma == std::string::npos) comma = list.size();
+          if (comma > start) result.certificate_serials.insert(list.substr(start, comma - start));
+          start = comma + 1;
+        }
+      }
     }
   }
   result.head_hash = prev;

@@ -41,7 +41,8 @@ class AuditLog final {
   struct VerifyResult {
     int64_t records = 0;  // records that verified
     std::string head_hash;
-    // Serials (upper-case hex) named by the cert-issue / cert-renew records, for the ledger
+    // Serials (upper-case hex) named by the cert-issue / cert-renew records and the `serials`
+    // field of ledger-import records, for the ledger
     // cross-check (ledger/ledger.h CheckLedgerAudited).
     std::set<std::string> certificate_serials;
     // Records after the head file's record. One is what a writer killed between its two writes

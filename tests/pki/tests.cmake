@@ -16,3 +16,5 @@ kubehsm_test(pki_issuance_test LABEL unit SOURCES pki/issuance_test.cc LIBS kube
 # Hostile media reaching the signing box (security issue 14: SAN types, policy regex cost,
 # kubelet-serving allow-list, weak public keys, terminal escapes, FIFOs).
 kubehsm_test(pki_hostile_input_test LABEL e2e SOURCES pki/hostile_input_test.cc LIBS kubehsm::pki)
+# Several signing boxes: ledger export/import merge, serial form, backup/destroy/restore of a box.
+kubehsm_test(pki_backup_e2e_test LABEL e2e SOURCES pki/backup_e2e_test.cc LIBS kubehsm::pki)
