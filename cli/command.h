@@ -122,5 +122,6 @@ int RunSa(Context& ctx, const Args& args);      // cli/cmd_sa.cc
 int RunServe(Context& ctx, const Args& args);   // cli/cmd_serve.cc
 int RunLedger(Context& ctx, const Args& args);  // cli/cmd_ledger.cc
 int RunAudit(Context& ctx, const Args& args);   // cli/cmd_ledger.cc
+int RunBackup(Context& ctx, const Args& args);  // cli/cmd_backup.cc
 
 }  // namespace kubehsm::cli

@@ -56,6 +56,12 @@ class AuditLog final {
   // A single record beyond the head is not a failure (see VerifyResult::beyond_head).
   Result<VerifyResult> Verify() const;
 
+  // Copies the log and its head into `dir` (audit.log, audit.log.head; written atomically, 0600)
+  // while holding the log's lock, so no append falls between the two copies and the copy verifies
+  // as the log did. Returns the number of records copied. Fails, writing nothing, when the log
+  // cannot be opened or read, or either file already exists in `dir` (kAlreadyExists).
+  Result<int64_t> CopyTo(const std::filesystem::path& dir) const;
+
   const std::filesystem::path& path() const { return path_; }
   std::filesystem::path head_path() const { return path_.string() + ".head"; }
 

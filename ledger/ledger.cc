@@ -381,6 +381,38 @@ Result<ImportCounts> Ledger::Import(const std::vector<IssuanceRecord>& rows,
   return counts;
 }
 
+Status Ledger::BackupTo(const std::filesystem::path& dest) {
+  std::error_code ec;
+  if (std::filesystem::exists(std::filesystem::symlink_status(dest, ec))) {
+    return AlreadyExists("ledger backup: " + dest.string() + " already exists");
+  }
+  sqlite3* out = nullptr;
+  const mode_t old = ::umask(077);
+  int rc = sqlite3_open_v2(dest.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW,
+                           nullptr);
+  ::umask(old);
+  Status result = OkStatus();
+  if (rc != SQLITE_OK) {
+    result = out != nullptr ? SqlError(out, "creating " + dest.string()) : Internal("ledger: cannot create " + dest.string());
+  } else {
+    sqlite3_backup* b = sqlite3_backup_init(out, "main", db_, "main");
+    if (b == nullptr) {
+      result = SqlError(out, "starting the backup to " + dest.string());
+    } else {
+      // All pages in one step: the copy is one committed state of the source.
+      while ((rc = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED) sqlite3_sleep(50);
+      sqlite3_backup_finish(b);
+      if (rc != SQLITE_DONE) result = SqlError(out, "backing up to " + dest.string());
+    }
+  }
+  if (sqlite3_close(out) != SQLITE_OK && result.ok()) result = Internal("ledger: closing " + dest.string());
+  if (!result.ok()) {
+    std::filesystem::remove(dest, ec);
+    for (const char* suffix : {"-wal", "-shm", "-journal"}) std::filesystem::remove(dest.string() + suffix, ec);
+  }
+  return result;
+}
+
 Result<int64_t> Ledger::Count() {
   Statement st(db_, "SELECT COUNT(*) FROM certificates");
   if (!st.ok() || sqlite3_step(st.get()) != SQLITE_ROW) return SqlError(db_, "counting");

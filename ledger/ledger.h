@@ -103,6 +103,12 @@ class Ledger final {
   Result<ImportCounts> Import(const std::vector<IssuanceRecord>& rows,
                               const std::function<Status(const ImportCounts&)>& before_commit);
 
+  // Writes a consistent copy of the whole database to `dest` with SQLite's online backup API
+  // (other processes may keep issuing meanwhile; the copy is one committed state, WAL contents
+  // included). `dest` must not exist (kAlreadyExists); it is created 0600, never through a
+  // symlink. On failure `dest` is removed.
+  Status BackupTo(const std::filesystem::path& dest);
+
   // This ledger's box id (see the file comment).
   const std::string& box_id() const { return box_id_; }
 

@@ -50,8 +50,8 @@ class Box {
     token_.WriteKubehsmConfig();
     env_ = token_.ChildEnv();
     auto r = RunKubehsm({"init", "phase", "ca", "--cert-dir", ca_dir().string(), "--node-name", "signer",
-                  "--advertise-address", "127.0.0.1", "--encryption-algorithm", "ECDSA-P256"},
-                 env_);
+                         "--advertise-address", "127.0.0.1", "--encryption-algorithm", "ECDSA-P256"},
+                        env_);
     EXPECT_EQ(r.exit_code, 0) << r.err;
   }
   ProcessResult Kubehsm(const std::vector<std::string>& args) const { return RunKubehsm(args, env_); }
@@ -60,8 +60,8 @@ class Box {
     const fs::path csr = work_.path() / (node + ".csr");
     const fs::path out = work_.path() / (node + ".crt");
     WriteTestFile(csr, MakeCsr(Node(node)));
-    auto r = Kubehsm({"certs", "sign-csr", "--csr", csr.string(), "--profile", "kubelet-client", "--out",
-                      out.string(), "--cert-dir", ca_dir().string()});
+    auto r = Kubehsm({"certs", "sign-csr", "--csr", csr.string(), "--profile", "kubelet-client", "--out", out.string(),
+                      "--cert-dir", ca_dir().string()});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     auto serial = RunProcess({"openssl", "x509", "-in", out.string(), "-noout", "-serial"});
     EXPECT_EQ(serial.exit_code, 0);
@@ -280,8 +280,8 @@ TEST(BackupRestoreTest, RestoredBoxKeepsIssuingWithUniqueSerials) {
   // The recipe: the token directory, an online SQLite backup of the ledger (never a plain copy of
   // a live WAL database), the audit log and its head, the CA certificates, config and PIN file.
   fs::copy(a.token().dir() / "tokens", backup.path() / "tokens", fs::copy_options::recursive);
-  auto sq = RunProcess({"sqlite3", (a.state_dir() / "ledger.db").string(),
-                        ".backup '" + (backup.path() / "ledger.db").string() + "'"});
+  auto sq = RunProcess(
+      {"sqlite3", (a.state_dir() / "ledger.db").string(), ".backup '" + (backup.path() / "ledger.db").string() + "'"});
   ASSERT_EQ(sq.exit_code, 0) << sq.err;
   // The head before the log (README: a record appended in between leaves the log one beyond its head).
   for (const char* f : {"audit.log.head", "audit.log", "user.pin"}) fs::copy_file(a.state_dir() / f, backup.path() / f);
@@ -314,15 +314,15 @@ TEST(BackupRestoreTest, RestoredBoxKeepsIssuingWithUniqueSerials) {
   ASSERT_EQ(verify.exit_code, 0) << verify.out << verify.err;
   auto show = RunKubehsm({"ledger", "show", first}, env);
   ASSERT_EQ(show.exit_code, 0) << show.err;
-  auto check = RunKubehsm({"pki", "verify", "--cert-dir", (root / "pki").string(), "--kubeconfig-dir", root.string(),
-                    "--check-token"},
-                   env);
+  auto check = RunKubehsm(
+      {"pki", "verify", "--cert-dir", (root / "pki").string(), "--kubeconfig-dir", root.string(), "--check-token"},
+      env);
   EXPECT_NE(check.out.find("OK      ca "), std::string::npos) << "the restored token holds the CA key: " << check.out;
   // Keep issuing on the restored box.
   WriteTestFile(root / "w2.csr", MakeCsr(Node("worker-2")));
-  auto sign = RunKubehsm({"certs", "sign-csr", "--csr", (root / "w2.csr").string(), "--profile", "kubelet-client", "--out",
-                   (root / "w2.crt").string(), "--cert-dir", (root / "pki").string()},
-                  env);
+  auto sign = RunKubehsm({"certs", "sign-csr", "--csr", (root / "w2.csr").string(), "--profile", "kubelet-client",
+                          "--out", (root / "w2.crt").string(), "--cert-dir", (root / "pki").string()},
+                         env);
   ASSERT_EQ(sign.exit_code, 0) << sign.err;
   auto chain = RunProcess({"openssl", "verify", "-CAfile", (root / "pki/ca.crt").string(), (root / "w2.crt").string()});
   EXPECT_EQ(chain.exit_code, 0) << chain.out << chain.err;
@@ -348,6 +348,80 @@ TEST(BackupRestoreTest, RestoredBoxKeepsIssuingWithUniqueSerials) {
   ASSERT_EQ(b.Kubehsm({"ledger", "import", (root / "r.json").string()}).exit_code, 0);
   EXPECT_EQ(b.Serials().size(), serials.size());
   b.ExpectAuditVerifies();
+}
+
+// `kubehsm backup`: a consistent copy of the state (never the PIN file unless asked); with a copy
+// of the SoftHSM token directory it restores a box that keeps issuing.
+TEST(BackupRestoreTest, BackupCommandCopiesTheStateAndTheRestoredBoxKeepsIssuing) {
+  Box a("box-a");
+  const std::string first = a.Sign("worker-1");
+  TempDir media;
+  const fs::path out = media.path() / "backup";
+  auto r = a.Kubehsm({"backup", "--out", out.string(), "--cert-dir", a.ca_dir().string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("not in this backup: the token's keys"), std::string::npos) << r.out;
+  for (const char* f : {"ledger.db", "audit.log", "audit.log.head", "pki/ca.crt", "pki/front-proxy-ca.crt",
+                        "pki/etcd/ca.crt", "kubehsm.conf", "MANIFEST"}) {
+    EXPECT_TRUE(fs::is_regular_file(out / f)) << f;
+    EXPECT_EQ(fs::status(out / f).permissions() & (fs::perms::group_all | fs::perms::others_all), fs::perms::none) << f;
+  }
+  EXPECT_FALSE(fs::exists(out / "user.pin")) << "no PIN file unless asked";
+  EXPECT_EQ(ReadTestFile(out / "kubehsm.conf").find(a.token().user_pin()), std::string::npos);
+  const std::string manifest = ReadTestFile(out / "MANIFEST");
+  EXPECT_NE(manifest.find("box-id " + a.Export()["boxId"].get<std::string>() + "\n"), std::string::npos) << manifest;
+  auto sha = RunProcess({"sha256sum", (out / "ledger.db").string()});
+  EXPECT_NE(manifest.find(sha.out.substr(0, 64) + "  ledger.db\n"), std::string::npos) << manifest;
+  auto integrity = RunProcess({"sqlite3", (out / "ledger.db").string(), "PRAGMA integrity_check"});
+  EXPECT_EQ(integrity.out, "ok\n") << integrity.err;
+  auto copied_log = a.Kubehsm({"audit", "verify", "--log", (out / "audit.log").string()});
+  EXPECT_EQ(copied_log.exit_code, 0) << copied_log.out << copied_log.err;
+  // Not over an existing backup; the PIN file only when asked, 0600.
+  EXPECT_EQ(a.Kubehsm({"backup", "--out", out.string(), "--cert-dir", a.ca_dir().string()}).exit_code, 2);
+  const fs::path with_pin = media.path() / "with-pin";
+  r = a.Kubehsm({"backup", "--out", with_pin.string(), "--cert-dir", a.ca_dir().string(), "--include-pin-file"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadTestFile(with_pin / "user.pin"), ReadTestFile(a.token().user_pin_file()));
+  EXPECT_EQ(fs::status(with_pin / "user.pin").permissions(), fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(
+      a.Kubehsm({"backup", "--out", (media.path() / "x").string(), "--cert-dir", (media.path() / "no-pki").string()})
+          .exit_code,
+      2);
+  // The token directory is copied as the token's own backup.
+  fs::copy(a.token().dir() / "tokens", media.path() / "tokens", fs::copy_options::recursive);
+
+  // Restore elsewhere and keep issuing.
+  TempDir box;
+  const fs::path root = box.path() / "kubehsm";
+  fs::create_directories(root);
+  fs::permissions(root, fs::perms::owner_all);
+  fs::copy(media.path() / "tokens", root / "tokens", fs::copy_options::recursive);
+  for (const char* f : {"ledger.db", "audit.log", "audit.log.head", "user.pin"}) {
+    fs::copy_file((f == std::string("user.pin") ? with_pin : out) / f, root / f);
+  }
+  fs::copy(out / "pki", root / "pki", fs::copy_options::recursive);
+  WriteTestFile(root / "softhsm2.conf", "directories.tokendir = " + (root / "tokens").string() +
+                                            "\nobjectstore.backend = file\nlog.level = ERROR\n");
+  WriteTestFile(root / "kubehsm.conf", "module = " + a.token().module_path() + "\ntoken = " + a.token().token_uri() +
+                                           "\npin-source = file:" + (root / "user.pin").string() + "\n");
+  const std::map<std::string, std::string> env = {{"SOFTHSM2_CONF", (root / "softhsm2.conf").string()},
+                                                  {"KUBEHSM_CONFIG", (root / "kubehsm.conf").string()}};
+  auto verify = RunKubehsm({"audit", "verify"}, env);
+  ASSERT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  ASSERT_EQ(RunKubehsm({"ledger", "show", first}, env).exit_code, 0);
+  WriteTestFile(root / "w2.csr", MakeCsr(Node("worker-2")));
+  auto sign = RunKubehsm({"certs", "sign-csr", "--csr", (root / "w2.csr").string(), "--profile", "kubelet-client",
+                          "--out", (root / "w2.crt").string(), "--cert-dir", (root / "pki").string()},
+                         env);
+  ASSERT_EQ(sign.exit_code, 0) << sign.err;
+  auto chain = RunProcess({"openssl", "verify", "-CAfile", (root / "pki/ca.crt").string(), (root / "w2.crt").string()});
+  EXPECT_EQ(chain.exit_code, 0) << chain.out << chain.err;
+  auto list = RunKubehsm({"ledger", "list", "-o", "json"}, env);
+  std::vector<std::string> serials;
+  for (const auto& row : nlohmann::json::parse(list.out)) serials.push_back(row["serial"].get<std::string>());
+  EXPECT_EQ(serials.size(), 5u);
+  EXPECT_EQ(std::set<std::string>(serials.begin(), serials.end()).size(), serials.size());
+  verify = RunKubehsm({"audit", "verify"}, env);
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
 }  // namespace
