@@ -283,7 +283,8 @@ bool ParseArgs(Context& ctx, const std::string& usage, const po::options_descrip
     }
     po::notify(vm);
   } catch (const po::error& e) {
-    exit_code = ctx.UsageError(std::string(e.what()) + " (see '" + usage.substr(0, std::min(usage.find(" ["), usage.find('\n'))) + " --help')");
+    exit_code = ctx.UsageError(std::string(e.what()) + " (see '" +
+                               usage.substr(0, std::min(usage.find(" ["), usage.find('\n'))) + " --help')");
     return false;
   }
   ApplyGlobals(vm, ctx.mutable_globals());

@@ -89,7 +89,9 @@ Result<ledger::IssuanceRecord> ImportRow(const nlohmann::json& j, std::size_t in
   if (!j.is_object()) return InvalidArgument(where + " is not an object");
   ledger::IssuanceRecord r;
   const auto text = [&](const char* key, std::string& into) -> Status {
-    if (!j.contains(key) || !j[key].is_string()) return InvalidArgument(where + ": '" + key + "' missing or not a string");
+    if (!j.contains(key) || !j[key].is_string()) {
+      return InvalidArgument(where + ": '" + key + "' missing or not a string");
+    }
     into = j[key].get<std::string>();
     return OkStatus();
   };
@@ -129,7 +131,9 @@ Result<ledger::IssuanceRecord> ImportRow(const nlohmann::json& j, std::size_t in
     return InvalidArgument(where + " (serial " + r.serial_hex + "): the recorded " + what + " '" + recorded +
                            "' is not the certificate's '" + real + "'");
   };
-  if (ledger::NormalizeSerialHex(r.serial_hex) != actual.serial_hex) return differs("serial", r.serial_hex, actual.serial_hex);
+  if (ledger::NormalizeSerialHex(r.serial_hex) != actual.serial_hex) {
+    return differs("serial", r.serial_hex, actual.serial_hex);
+  }
   r.serial_hex = actual.serial_hex;
   if (r.subject != actual.subject) return differs("subject", r.subject, actual.subject);
   if (r.sans != actual.sans) {
@@ -143,7 +147,9 @@ Result<ledger::IssuanceRecord> ImportRow(const nlohmann::json& j, std::size_t in
   if (r.sha256_fingerprint != actual.sha256_fingerprint) {
     return differs("sha256", r.sha256_fingerprint, actual.sha256_fingerprint);
   }
-  if (r.cert_pem != actual.cert_pem) return InvalidArgument(where + ": 'certificate' holds more than the one certificate");
+  if (r.cert_pem != actual.cert_pem) {
+    return InvalidArgument(where + ": 'certificate' holds more than the one certificate");
+  }
   return r;
 }
 
@@ -318,8 +324,8 @@ int LedgerImport(Context& ctx, const Args& args) {
                    {{"file", file}, {"sourceBox", source_box}, {"reason", counts.status().message()}});
     return ctx.Fail(counts.status());
   }
-  ctx.out() << "imported " << counts->added << " certificate(s) from box " << source_box << " ("
-            << counts->identical << " already present and identical) into " << (*l)->path().string() << "\n";
+  ctx.out() << "imported " << counts->added << " certificate(s) from box " << source_box << " (" << counts->identical
+            << " already present and identical) into " << (*l)->path().string() << "\n";
   return kExitOk;
 }
 

@@ -201,15 +201,15 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::filesystem::path& path) 
   if (version < 2) {
     // Schema 2: the box id (meta table, and per row: who issued it) and serials in openssl's
     // even-length form (schema 1 stripped the leading 0 of "01BB...").
-    KH_RETURN_IF_ERROR(ledger->Exec(
-        "BEGIN IMMEDIATE;"
-        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-        "INSERT OR IGNORE INTO meta (key, value) VALUES ('box_id', lower(hex(randomblob(16))));"
-        "ALTER TABLE certificates ADD COLUMN box_id TEXT NOT NULL DEFAULT '';"
-        "UPDATE certificates SET box_id = (SELECT value FROM meta WHERE key = 'box_id');"
-        "UPDATE certificates SET serial = '0' || serial WHERE length(serial) % 2 = 1;"
-        "PRAGMA user_version=2;"
-        "COMMIT;"));
+    KH_RETURN_IF_ERROR(
+        ledger->Exec("BEGIN IMMEDIATE;"
+                     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('box_id', lower(hex(randomblob(16))));"
+                     "ALTER TABLE certificates ADD COLUMN box_id TEXT NOT NULL DEFAULT '';"
+                     "UPDATE certificates SET box_id = (SELECT value FROM meta WHERE key = 'box_id');"
+                     "UPDATE certificates SET serial = '0' || serial WHERE length(serial) % 2 = 1;"
+                     "PRAGMA user_version=2;"
+                     "COMMIT;"));
   }
   Statement box(db, "SELECT value FROM meta WHERE key = 'box_id'");
   if (!box.ok() || sqlite3_step(box.get()) != SQLITE_ROW) return SqlError(db, "reading the box id");
@@ -349,15 +349,15 @@ Result<ImportCounts> Ledger::Import(const std::vector<IssuanceRecord>& rows,
       IssuanceRecord theirs = row;
       theirs.serial_hex = serial;
       const auto key = [](const IssuanceRecord& r) {
-        return std::tie(r.serial_hex, r.issuer_ca, r.subject, r.sans, r.profile, r.operation, r.not_before,
-                        r.not_after, r.sha256_fingerprint, r.requester, r.host, r.issued_at, r.cert_pem, r.box_id);
+        return std::tie(r.serial_hex, r.issuer_ca, r.subject, r.sans, r.profile, r.operation, r.not_before, r.not_after,
+                        r.sha256_fingerprint, r.requester, r.host, r.issued_at, r.cert_pem, r.box_id);
       };
       if (key(*have) == key(theirs)) {
         ++counts.identical;
         continue;
       }
-      return Abort(AlreadyExists("serial collision: serial " + serial + " is in " + path_.string() +
-                                 " (box " + have->box_id + ", sha256 " + have->sha256_fingerprint +
+      return Abort(AlreadyExists("serial collision: serial " + serial + " is in " + path_.string() + " (box " +
+                                 have->box_id + ", sha256 " + have->sha256_fingerprint +
                                  ") and in the import with other content (box " + row.box_id + ", sha256 " +
                                  row.sha256_fingerprint + "); nothing imported"));
     }
@@ -367,7 +367,8 @@ Result<ImportCounts> Ledger::Import(const std::vector<IssuanceRecord>& rows,
     if (s.code() == StatusCode::kAlreadyExists) {
       // The serial is new, so the SHA-256 is not: the same certificate under two serials.
       return Abort(AlreadyExists("ledger import: serial " + serial + ": its certificate (sha256 " +
-                                 row.sha256_fingerprint + ") is already in the ledger under another serial; "
+                                 row.sha256_fingerprint +
+                                 ") is already in the ledger under another serial; "
                                  "nothing imported"));
     }
     if (!s.ok()) return Abort(s);
@@ -388,12 +389,13 @@ Status Ledger::BackupTo(const std::filesystem::path& dest) {
   }
   sqlite3* out = nullptr;
   const mode_t old = ::umask(077);
-  int rc = sqlite3_open_v2(dest.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(dest.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, nullptr);
   ::umask(old);
   Status result = OkStatus();
   if (rc != SQLITE_OK) {
-    result = out != nullptr ? SqlError(out, "creating " + dest.string()) : Internal("ledger: cannot create " + dest.string());
+    result = out != nullptr ? SqlError(out, "creating " + dest.string())
+                            : Internal("ledger: cannot create " + dest.string());
   } else {
     sqlite3_backup* b = sqlite3_backup_init(out, "main", db_, "main");
     if (b == nullptr) {

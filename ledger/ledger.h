@@ -40,7 +40,7 @@ struct IssuanceRecord {
   std::string host;           // host name of the signing box
   int64_t issued_at = 0;      // Unix seconds
   std::string cert_pem;
-  std::string box_id;         // the box that issued it; empty on Record/Insert = this ledger's box
+  std::string box_id;  // the box that issued it; empty on Record/Insert = this ledger's box
 };
 
 // What Import did: rows added, and rows already present with identical content (skipped).

@@ -621,7 +621,8 @@ std::string SaPubTokenProblem(const EVP_PKEY* sa_pub, KeyStore& store) {
   }
   if (!public_only.empty()) {
     return "the token holds only the public key of sa.pub ('" + public_only +
-           "', imported): nothing signs with it (rewrite sa.pub from the active key: 'kubehsm init phase sa --overwrite')";
+           "', imported): nothing signs with it (rewrite sa.pub from the active key: 'kubehsm init phase sa "
+           "--overwrite')";
   }
   return "the token holds no service-account key for sa.pub (removed, or sa.pub comes from another token): "
          "tokens kubehsm signs will not verify against it (restore the key, or rewrite sa.pub from the active "
@@ -856,14 +857,15 @@ Result<std::string> RenderPkiTree(const fs::path& cert_dir, const fs::path& kube
     }
     for (const LeafProfile& l : LeafProfiles()) {
       if (l.ca != ca.id) continue;
-      n.leaves.push_back({std::string(l.name),
-                          CertPath(cert_dir, l.file_base).string() + " + .key" + missing(CertPath(cert_dir, l.file_base)),
-                          Consumers(l.name)});
+      n.leaves.push_back(
+          {std::string(l.name),
+           CertPath(cert_dir, l.file_base).string() + " + .key" + missing(CertPath(cert_dir, l.file_base)),
+           Consumers(l.name)});
     }
     if (ca.id == CaId::kCa) {
       for (const KubeconfigProfile& k : KubeconfigProfiles()) {
-        n.leaves.push_back({std::string(k.file_name), (kubeconfig_dir / k.file_name).string() +
-                                                          missing(kubeconfig_dir / k.file_name),
+        n.leaves.push_back({std::string(k.file_name),
+                            (kubeconfig_dir / k.file_name).string() + missing(kubeconfig_dir / k.file_name),
                             Consumers(k.file_name)});
       }
     }

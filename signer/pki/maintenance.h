@@ -120,6 +120,6 @@ std::string FormatVerifyReport(const std::vector<VerifyItem>& items);
 // absent files are marked "(missing)". `dot`: a Graphviz digraph instead of text. kNotFound when
 // `cert_dir` is not a directory.
 Result<std::string> RenderPkiTree(const std::filesystem::path& cert_dir, const std::filesystem::path& kubeconfig_dir,
-                          bool dot);
+                                  bool dot);
 
 }  // namespace kubehsm::signer::pki

@@ -227,8 +227,9 @@ TEST_F(KeysCliTest, TokenListShowsTheToken) {
 TEST_F(KeysCliTest, GenerateWithUnknownTypeListsTheValidTypes) {
   auto r = Kubehsm({"keys", "generate", "--label", "k", "--type", "ed25519"});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
-  ExpectOneErrorLine(r, "unknown key type 'ed25519' (valid: rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384, "
-                        "ecdsa-p521)");
+  ExpectOneErrorLine(r,
+                     "unknown key type 'ed25519' (valid: rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384, "
+                     "ecdsa-p521)");
   auto list = Kubehsm({"keys", "list", "-o", "json"});
   ASSERT_EQ(list.exit_code, 0) << list.err;
   EXPECT_EQ(list.out.find("\"label\": \"k\""), std::string::npos) << "nothing was generated: " << list.out;

@@ -192,8 +192,8 @@ TEST_F(PkiE2eTest, InitWritesEverythingAndRerunChangesNothing) {
 TEST_F(PkiE2eTest, CheckTokenFailsForSaPubWhoseKeyWasRemoved) {
   ASSERT_EQ(Init("cp1").exit_code, 0);
   const auto verify = [&] {
-    return Kubehsm({"pki", "verify", "--cert-dir", CertDir("cp1").string(), "--kubeconfig-dir",
-                    KubeDir("cp1").string(), "--check-token"});
+    return Kubehsm({"pki", "verify", "--cert-dir", CertDir("cp1").string(), "--kubeconfig-dir", KubeDir("cp1").string(),
+                    "--check-token"});
   };
   ProcessResult ok = verify();
   ASSERT_EQ(ok.exit_code, 0) << ok.out << ok.err;
@@ -223,8 +223,8 @@ TEST_F(PkiE2eTest, TreeRefusesAMissingDirectoryAndDrawsFileKeys) {
   EXPECT_TRUE(missing.out.empty()) << missing.out;
   EXPECT_NE(missing.err.find("nope is not a directory"), std::string::npos) << missing.err;
   ASSERT_EQ(Init("cp1").exit_code, 0);
-  ProcessResult tree = Kubehsm({"pki", "tree", "--cert-dir", CertDir("cp1").string(), "--kubeconfig-dir",
-                                KubeDir("cp1").string()});
+  ProcessResult tree =
+      Kubehsm({"pki", "tree", "--cert-dir", CertDir("cp1").string(), "--kubeconfig-dir", KubeDir("cp1").string()});
   ASSERT_EQ(tree.exit_code, 0) << tree.err;
   EXPECT_TRUE(tree.out.starts_with("PKCS#11 token (private keys never leave it)\n")) << tree.out;
   kubehsm::testing::WriteTestFile(CertDir("cp1") / "ca.key", "a key on disk", 0600);
