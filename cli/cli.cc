@@ -161,8 +161,9 @@ constexpr CommandEntry kCommands[] = {
     {"sa", RunSa, "service-account tokens: sign, verify, jwks, discovery, rotation"},
     {"serve", RunServe, "serve kube-apiserver's ExternalJWTSigner gRPC API on a Unix socket"},
     {"kubeadm", RunKubeadm, "kubeadm patch files that make kubeadm's manifests use kubehsm serve"},
-    {"ledger", RunLedger, "the issuance ledger: list, show, export"},
+    {"ledger", RunLedger, "the issuance ledger: list, show, export, import"},
     {"audit", RunAudit, "the audit trail: verify, show"},
+    {"backup", RunBackup, "a consistent copy of the ledger, audit trail, CA certificates and config"},
     {"keys", RunKeys, "keys in the token: generate, list, pubkey"},
     {"token", RunToken, "tokens of the module: list, init"},
 };
@@ -288,7 +289,8 @@ bool ParseArgs(Context& ctx, const std::string& usage, const po::options_descrip
     }
     po::notify(vm);
   } catch (const po::error& e) {
-    exit_code = ctx.UsageError(std::string(e.what()) + " (see '" + usage.substr(0, usage.find(" [")) + " --help')");
+    exit_code = ctx.UsageError(std::string(e.what()) + " (see '" +
+                               usage.substr(0, std::min(usage.find(" ["), usage.find('\n'))) + " --help')");
     return false;
   }
   ApplyGlobals(vm, ctx.mutable_globals());

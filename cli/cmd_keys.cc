@@ -51,7 +51,9 @@ int KeysGenerate(Context& ctx, const Args& args) {
   int code = 0;
   if (!ParseArgs(ctx, "kubehsm keys generate --label NAME [--type TYPE]", d, nullptr, args, vm, code)) return code;
   auto type = ParseKeyType(vm["type"].as<std::string>());
-  if (!type) return ctx.UsageError("unknown key type '" + vm["type"].as<std::string>() + "'");
+  if (!type) {
+    return ctx.UsageError("unknown key type '" + vm["type"].as<std::string>() + "' (valid: " + KeyTypeNames() + ")");
+  }
   auto h = OpenHsm(ctx);
   if (!h.ok()) return ctx.Fail(h.status());
   auto key = (*h)->token().GenerateKeyPair(vm["label"].as<std::string>(), *type);
@@ -143,6 +145,12 @@ int TokenList(Context& ctx, const Args& args) {
   if (!module.ok()) return ctx.Fail(module.status());
   auto tokens = (*module)->ListTokens();
   if (!tokens.ok()) return ctx.Fail(tokens.status());
+  if (tokens->empty()) {
+    ctx.out() << "no slots with a token in module " << ctx.globals().module
+              << " (for SoftHSM: is SOFTHSM2_CONF's directories.tokendir the one you initialised? create one "
+                 "with softhsm-config/create-token or 'kubehsm token init')\n";
+    return kExitOk;
+  }
   for (const auto& t : *tokens) {
     if (!t.initialized()) {
       ctx.out() << "slot " << t.slot_id << ": free (uninitialized)\n";

@@ -76,8 +76,10 @@ int PkiTree(Context& ctx, const Args& args) {
   if (!ParseArgs(ctx, "kubehsm pki tree [--cert-dir DIR] [--kubeconfig-dir DIR] [--dot]", d, nullptr, args, vm, code)) {
     return code;
   }
-  ctx.out() << signer::pki::RenderPkiTree(vm["cert-dir"].as<std::string>(), vm["kubeconfig-dir"].as<std::string>(),
-                                          vm["dot"].as<bool>());
+  auto tree = signer::pki::RenderPkiTree(vm["cert-dir"].as<std::string>(), vm["kubeconfig-dir"].as<std::string>(),
+                                         vm["dot"].as<bool>());
+  if (!tree.ok()) return ctx.Fail(tree.status());
+  ctx.out() << *tree;
   return kExitOk;
 }
 

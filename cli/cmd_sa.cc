@@ -527,7 +527,9 @@ int SaRotate(Context& ctx, const Args& args) {
     return code;
   }
   auto type = ParseKeyType(vm["type"].as<std::string>());
-  if (!type) return ctx.UsageError("unknown key type '" + vm["type"].as<std::string>() + "'");
+  if (!type) {
+    return ctx.UsageError("unknown key type '" + vm["type"].as<std::string>() + "' (valid: " + KeyTypeNames() + ")");
+  }
   auto store = Store(ctx);
   if (!store.ok()) return ctx.Fail(store.status());
   if (Status s = ctx.CheckAudit(); !s.ok()) return ctx.Fail(s);

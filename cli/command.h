@@ -123,5 +123,6 @@ int RunServe(Context& ctx, const Args& args);   // cli/cmd_serve.cc
 int RunKubeadm(Context& ctx, const Args& args);  // cli/cmd_kubeadm.cc: `kubeadm patches`
 int RunLedger(Context& ctx, const Args& args);  // cli/cmd_ledger.cc
 int RunAudit(Context& ctx, const Args& args);   // cli/cmd_ledger.cc
+int RunBackup(Context& ctx, const Args& args);  // cli/cmd_backup.cc
 
 }  // namespace kubehsm::cli

@@ -28,15 +28,6 @@ std::string Hex(const unsigned char* p, std::size_t n) {
   return out;
 }
 
-std::string Requester() {
-  const uid_t uid = ::geteuid();
-  std::string buf(16384, '\0');
-  struct passwd pw {};
-  struct passwd* found = nullptr;
-  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) return found->pw_name;
-  return "uid:" + std::to_string(uid);
-}
-
 std::string Host() {
   char name[256] = {};
   if (::gethostname(name, sizeof(name) - 1) != 0) return "unknown";
@@ -68,6 +59,15 @@ int64_t UnixSeconds(signer::pki::Clock::time_point t) {
 
 }  // namespace
 
+std::string RequesterName() {
+  const uid_t uid = ::geteuid();
+  std::string buf(16384, '\0');
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) return found->pw_name;
+  return "uid:" + std::to_string(uid);
+}
+
 Result<ledger::IssuanceRecord> MakeIssuanceRecord(const signer::pki::IssuedCertificate& issued) {
   namespace pki = signer::pki;
   const X509* cert = issued.cert;
@@ -95,7 +95,7 @@ Result<ledger::IssuanceRecord> MakeIssuanceRecord(const signer::pki::IssuedCerti
     return Internal("SHA-256 of the certificate");
   }
   r.sha256_fingerprint = Hex(md, md_len);
-  r.requester = Requester();
+  r.requester = RequesterName();
   r.host = Host();
   r.issued_at = UnixSeconds(signer::pki::Clock::now());
   KH_ASSIGN_OR_RETURN(r.cert_pem, pki::CertificateToPem(cert));

@@ -23,6 +23,9 @@ namespace kubehsm::cli {
 // name), host (gethostname), issue time and the PEM.
 Result<ledger::IssuanceRecord> MakeIssuanceRecord(const signer::pki::IssuedCertificate& issued);
 
+// The effective user's name ("uid:N" when it has none), as ledger rows and audit records name it.
+std::string RequesterName();
+
 // A RecordFn that inserts MakeIssuanceRecord(...) into ctx.Ledger() and, inside the same ledger
 // transaction, appends the audit event "cert-renew" (operation "renew") or "cert-issue" with
 // serial, issuer, profile, operation, subject, sha256 and notAfter. OK means both are durable;

@@ -23,6 +23,16 @@ std::string_view KeyTypeName(KeyType type) {
   return "unknown";
 }
 
+std::string KeyTypeNames() {
+  std::string out;
+  for (KeyType t : {KeyType::kRsa2048, KeyType::kRsa3072, KeyType::kRsa4096, KeyType::kEcP256, KeyType::kEcP384,
+                    KeyType::kEcP521}) {
+    if (!out.empty()) out += ", ";
+    out += KeyTypeName(t);
+  }
+  return out;
+}
+
 std::optional<KeyType> ParseKeyType(std::string_view name) {
   std::string lower(name);
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });

@@ -13,6 +13,9 @@ enum class KeyType { kRsa2048, kRsa3072, kRsa4096, kEcP256, kEcP384, kEcP521 };
 // "rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521".
 std::string_view KeyTypeName(KeyType type);
 
+// Every name KeyTypeName gives, comma-separated ("rsa-2048, rsa-3072, ..."), for error messages.
+std::string KeyTypeNames();
+
 // Parses the names above (case-insensitive); also accepts kubeadm's encryptionAlgorithm spelling
 // ("RSA-2048", "ECDSA-P256", ...). Returns nullopt for anything else.
 std::optional<KeyType> ParseKeyType(std::string_view name);

@@ -160,6 +160,28 @@ Status AuditLog::Append(const std::string& event, const std::map<std::string, st
   return WriteFileAtomic(head_path(), std::to_string(seq) + " " + hash + "\n", 0600);
 }
 
+Result<int64_t> AuditLog::CopyTo(const std::filesystem::path& dir) const {
+  const std::filesystem::path log_out = dir / "audit.log";
+  const std::filesystem::path head_out = dir / "audit.log.head";
+  std::error_code ec;
+  for (const auto& p : {log_out, head_out}) {
+    if (std::filesystem::exists(std::filesystem::symlink_status(p, ec))) {
+      return AlreadyExists("audit: " + p.string() + " already exists");
+    }
+  }
+  KH_ASSIGN_OR_RETURN(int raw, OpenLocked(path_, O_RDONLY));
+  LockedFd fd(raw);  // appends wait until both copies are written
+  KH_ASSIGN_OR_RETURN(std::string log, ReadFileBounded(path_, std::size_t{1} << 30));
+  Result<std::string> head = ReadFileBounded(head_path(), 4096);
+  if (!head.ok()) return head.status().WithContext("audit: reading the head file");
+  KH_RETURN_IF_ERROR(WriteFileAtomic(head_out, *head, 0600));
+  if (Status s = WriteFileAtomic(log_out, log, 0600); !s.ok()) {
+    std::filesystem::remove(head_out, ec);
+    return s;
+  }
+  return static_cast<int64_t>(std::count(log.begin(), log.end(), '\n'));
+}
+
 Result<AuditLog::VerifyResult> AuditLog::Verify() const {
   std::error_code ec;
   if (!std::filesystem::exists(path_, ec)) {
@@ -210,6 +232,17 @@ Result<AuditLog::VerifyResult> AuditLog::Verify() const {
       const auto& f = j["fields"];
       if ((ev == "cert-issue" || ev == "cert-renew") && f.contains("serial") && f["serial"].is_string()) {
         result.certificate_serials.insert(f["serial"].get<std::string>());
+      }
+      // An import names the serials it added, comma-separated.
+      if (ev == "ledger-import" && f.contains("serials") && f["serials"].is_string()) {
+        const std::string list = f["serials"].get<std::string>();
+        std::size_t start = 0;
+        while (start < list.size()) {
+          std::size_t comma = list.find(',', start);
+          if (comma == std::string::npos) comma = list.size();
+          if (comma > start) result.certificate_serials.insert(list.substr(start, comma - start));
+          start = comma + 1;
+        }
       }
     }
   }

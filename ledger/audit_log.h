@@ -41,7 +41,8 @@ class AuditLog final {
   struct VerifyResult {
     int64_t records = 0;  // records that verified
     std::string head_hash;
-    // Serials (upper-case hex) named by the cert-issue / cert-renew records, for the ledger
+    // Serials (upper-case hex) named by the cert-issue / cert-renew records and the `serials`
+    // field of ledger-import records, for the ledger
     // cross-check (ledger/ledger.h CheckLedgerAudited).
     std::set<std::string> certificate_serials;
     // Records after the head file's record. One is what a writer killed between its two writes
@@ -54,6 +55,12 @@ class AuditLog final {
   // "2 record(s) beyond the head (records 8 to 9) ...", ...), code kFailedPrecondition.
   // A single record beyond the head is not a failure (see VerifyResult::beyond_head).
   Result<VerifyResult> Verify() const;
+
+  // Copies the log and its head into `dir` (audit.log, audit.log.head; written atomically, 0600)
+  // while holding the log's lock, so no append falls between the two copies and the copy verifies
+  // as the log did. Returns the number of records copied. Fails, writing nothing, when the log
+  // cannot be opened or read, or either file already exists in `dir` (kAlreadyExists).
+  Result<int64_t> CopyTo(const std::filesystem::path& dir) const;
 
   const std::filesystem::path& path() const { return path_; }
   std::filesystem::path head_path() const { return path_.string() + ".head"; }

@@ -9,13 +9,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <tuple>
 
 #include "common/file_util.h"
 
 namespace kubehsm::ledger {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr int kBusyTimeoutMs = 30000;
 
 Status SqlError(sqlite3* db, const std::string& what) {
@@ -77,7 +78,7 @@ std::vector<std::string> SplitSans(const std::string& s) {
 
 constexpr const char* kColumns =
     "serial, issuer_ca, subject, sans, profile, operation, not_before, not_after, sha256, requester, host, "
-    "issued_at, cert_pem";
+    "issued_at, cert_pem, box_id";
 
 IssuanceRecord ReadRow(const Statement& st) {
   IssuanceRecord r;
@@ -94,6 +95,7 @@ IssuanceRecord ReadRow(const Statement& st) {
   r.host = st.Text(10);
   r.issued_at = st.Int(11);
   r.cert_pem = st.Text(12);
+  r.box_id = st.Text(13);
   return r;
 }
 
@@ -126,9 +128,12 @@ Status CheckStateFile(const std::filesystem::path& file) {
 
 Status CheckLedgerAudited(Ledger& ledger, const std::set<std::string>& audited_serials) {
   KH_ASSIGN_OR_RETURN(std::vector<IssuanceRecord> rows, ledger.List());
+  // Records written before schema 2 name serials without openssl's leading 0.
+  std::set<std::string> audited;
+  for (const auto& s : audited_serials) audited.insert(NormalizeSerialHex(s));
   std::vector<std::string> missing;
   for (const auto& r : rows) {
-    if (!audited_serials.contains(NormalizeSerialHex(r.serial_hex))) missing.push_back(r.serial_hex);
+    if (!audited.contains(NormalizeSerialHex(r.serial_hex))) missing.push_back(r.serial_hex);
   }
   if (missing.empty()) return OkStatus();
   std::string names;
@@ -145,7 +150,9 @@ std::string NormalizeSerialHex(const std::string& hex) {
     out.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
   }
   std::size_t nz = out.find_first_not_of('0');
-  out = nz == std::string::npos ? "0" : out.substr(nz);
+  if (nz == std::string::npos) return "00";  // openssl prints a zero serial as one zero byte
+  out = out.substr(nz);
+  if (out.size() % 2 != 0) out.insert(0, "0");  // whole bytes, as openssl prints them
   return out;
 }
 
@@ -191,6 +198,22 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::filesystem::path& path) 
         "PRAGMA user_version=1;"
         "COMMIT;"));
   }
+  if (version < 2) {
+    // Schema 2: the box id (meta table, and per row: who issued it) and serials in openssl's
+    // even-length form (schema 1 stripped the leading 0 of "01BB...").
+    KH_RETURN_IF_ERROR(
+        ledger->Exec("BEGIN IMMEDIATE;"
+                     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('box_id', lower(hex(randomblob(16))));"
+                     "ALTER TABLE certificates ADD COLUMN box_id TEXT NOT NULL DEFAULT '';"
+                     "UPDATE certificates SET box_id = (SELECT value FROM meta WHERE key = 'box_id');"
+                     "UPDATE certificates SET serial = '0' || serial WHERE length(serial) % 2 = 1;"
+                     "PRAGMA user_version=2;"
+                     "COMMIT;"));
+  }
+  Statement box(db, "SELECT value FROM meta WHERE key = 'box_id'");
+  if (!box.ok() || sqlite3_step(box.get()) != SQLITE_ROW) return SqlError(db, "reading the box id");
+  ledger->box_id_ = box.Text(0);
   return ledger;
 }
 
@@ -211,7 +234,7 @@ Status Ledger::Exec(const char* sql) {
 Status Ledger::Insert(const IssuanceRecord& r) {
   Statement st(db_,
                "INSERT INTO certificates (serial, issuer_ca, subject, sans, profile, operation, not_before, not_after, "
-               "sha256, requester, host, issued_at, cert_pem) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+               "sha256, requester, host, issued_at, cert_pem, box_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   if (!st.ok()) return SqlError(db_, "preparing insert");
   st.Bind(1, NormalizeSerialHex(r.serial_hex));
   st.Bind(2, r.issuer_ca);
@@ -226,6 +249,7 @@ Status Ledger::Insert(const IssuanceRecord& r) {
   st.Bind(11, r.host);
   st.Bind(12, r.issued_at);
   st.Bind(13, r.cert_pem);
+  st.Bind(14, r.box_id.empty() ? box_id_ : r.box_id);
   const int rc = sqlite3_step(st.get());
   if (rc == SQLITE_CONSTRAINT) {
     return AlreadyExists("ledger: serial " + NormalizeSerialHex(r.serial_hex) + " was already issued");
@@ -312,6 +336,83 @@ Result<std::vector<IssuanceRecord>> Ledger::List(const ListFilter& filter) {
   while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) out.push_back(ReadRow(st));
   if (rc != SQLITE_DONE) return SqlError(db_, "listing");
   return out;
+}
+
+Result<ImportCounts> Ledger::Import(const std::vector<IssuanceRecord>& rows,
+                                    const std::function<Status(const ImportCounts&)>& before_commit) {
+  KH_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  ImportCounts counts;
+  for (const auto& row : rows) {
+    const std::string serial = NormalizeSerialHex(row.serial_hex);
+    Result<IssuanceRecord> have = Get(serial);
+    if (have.ok()) {
+      IssuanceRecord theirs = row;
+      theirs.serial_hex = serial;
+      const auto key = [](const IssuanceRecord& r) {
+        return std::tie(r.serial_hex, r.issuer_ca, r.subject, r.sans, r.profile, r.operation, r.not_before, r.not_after,
+                        r.sha256_fingerprint, r.requester, r.host, r.issued_at, r.cert_pem, r.box_id);
+      };
+      if (key(*have) == key(theirs)) {
+        ++counts.identical;
+        continue;
+      }
+      return Abort(AlreadyExists("serial collision: serial " + serial + " is in " + path_.string() + " (box " +
+                                 have->box_id + ", sha256 " + have->sha256_fingerprint +
+                                 ") and in the import with other content (box " + row.box_id + ", sha256 " +
+                                 row.sha256_fingerprint + "); nothing imported"));
+    }
+    if (have.status().code() != StatusCode::kNotFound) return Abort(have.status());
+    if (row.box_id.empty()) return Abort(InvalidArgument("ledger import: serial " + serial + " has no box id"));
+    Status s = Insert(row);
+    if (s.code() == StatusCode::kAlreadyExists) {
+      // The serial is new, so the SHA-256 is not: the same certificate under two serials.
+      return Abort(AlreadyExists("ledger import: serial " + serial + ": its certificate (sha256 " +
+                                 row.sha256_fingerprint +
+                                 ") is already in the ledger under another serial; "
+                                 "nothing imported"));
+    }
+    if (!s.ok()) return Abort(s);
+    ++counts.added;
+    counts.added_serials.push_back(serial);
+  }
+  if (Status s = before_commit(counts); !s.ok()) return Abort(s);
+  if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return Abort(SqlError(db_, "committing the import"));
+  }
+  return counts;
+}
+
+Status Ledger::BackupTo(const std::filesystem::path& dest) {
+  std::error_code ec;
+  if (std::filesystem::exists(std::filesystem::symlink_status(dest, ec))) {
+    return AlreadyExists("ledger backup: " + dest.string() + " already exists");
+  }
+  sqlite3* out = nullptr;
+  const mode_t old = ::umask(077);
+  int rc =
+      sqlite3_open_v2(dest.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, nullptr);
+  ::umask(old);
+  Status result = OkStatus();
+  if (rc != SQLITE_OK) {
+    result = out != nullptr ? SqlError(out, "creating " + dest.string())
+                            : Internal("ledger: cannot create " + dest.string());
+  } else {
+    sqlite3_backup* b = sqlite3_backup_init(out, "main", db_, "main");
+    if (b == nullptr) {
+      result = SqlError(out, "starting the backup to " + dest.string());
+    } else {
+      // All pages in one step: the copy is one committed state of the source.
+      while ((rc = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED) sqlite3_sleep(50);
+      sqlite3_backup_finish(b);
+      if (rc != SQLITE_DONE) result = SqlError(out, "backing up to " + dest.string());
+    }
+  }
+  if (sqlite3_close(out) != SQLITE_OK && result.ok()) result = Internal("ledger: closing " + dest.string());
+  if (!result.ok()) {
+    std::filesystem::remove(dest, ec);
+    for (const char* suffix : {"-wal", "-shm", "-journal"}) std::filesystem::remove(dest.string() + suffix, ec);
+  }
+  return result;
 }
 
 Result<int64_t> Ledger::Count() {

@@ -1,7 +1,10 @@
 // The issuance ledger: every certificate kubehsm issues, in an embedded SQLite database.
 //
 // One row per certificate, keyed by serial: serials are unique across all of the token's CAs
-// (a UNIQUE constraint checked in the same write transaction that records the certificate). A
+// (a UNIQUE constraint checked in the same write transaction that records the certificate), and
+// across signing boxes once their ledgers are merged (Import refuses a serial both hold with
+// different content). Every ledger has a box id (32 random lower-case hex digits, made when the
+// ledger is created and kept by backups) naming the box that issued each row. A
 // certificate is handed out only after its row is durable (WAL + synchronous=FULL, COMMIT returned).
 // Several kubehsm processes may use one ledger at once: writers serialize on SQLite's lock (with a
 // busy timeout), readers never block writers.
@@ -24,7 +27,7 @@ struct sqlite3;
 namespace kubehsm::ledger {
 
 struct IssuanceRecord {
-  std::string serial_hex;     // upper-case hex as `openssl x509 -serial` prints it, e.g. "1A2B..."
+  std::string serial_hex;     // upper-case hex as `openssl x509 -serial` prints it, e.g. "01BB..."
   std::string issuer_ca;      // "ca", "etcd-ca", "front-proxy-ca", ...
   std::string subject;        // RFC 2253-like one-line subject ("O=...,CN=...")
   std::vector<std::string> sans;  // "DNS:x", "IP:1.2.3.4"
@@ -37,6 +40,14 @@ struct IssuanceRecord {
   std::string host;           // host name of the signing box
   int64_t issued_at = 0;      // Unix seconds
   std::string cert_pem;
+  std::string box_id;  // the box that issued it; empty on Record/Insert = this ledger's box
+};
+
+// What Import did: rows added, and rows already present with identical content (skipped).
+struct ImportCounts {
+  int64_t added = 0;
+  int64_t identical = 0;
+  std::vector<std::string> added_serials;  // normalized, in file order
 };
 
 struct ListFilter {
@@ -83,6 +94,24 @@ class Ledger final {
   // Number of records.
   Result<int64_t> Count();
 
+  // Merges `rows` (another box's export, already checked by the caller) in one immediate write
+  // transaction: a serial already present with exactly the same content (every column, box id
+  // included) is skipped; a serial present with any other content is a collision and fails the
+  // whole import with kAlreadyExists naming the serial and both fingerprints. `before_commit`
+  // (the audit record) runs with the counts before COMMIT; its error rolls everything back.
+  // Nothing is changed unless OK is returned.
+  Result<ImportCounts> Import(const std::vector<IssuanceRecord>& rows,
+                              const std::function<Status(const ImportCounts&)>& before_commit);
+
+  // Writes a consistent copy of the whole database to `dest` with SQLite's online backup API
+  // (other processes may keep issuing meanwhile; the copy is one committed state, WAL contents
+  // included). `dest` must not exist (kAlreadyExists); it is created 0600, never through a
+  // symlink. On failure `dest` is removed.
+  Status BackupTo(const std::filesystem::path& dest);
+
+  // This ledger's box id (see the file comment).
+  const std::string& box_id() const { return box_id_; }
+
   const std::filesystem::path& path() const { return path_; }
 
  private:
@@ -100,6 +129,7 @@ class Ledger final {
 
   sqlite3* db_;  // owned; closed in the destructor
   std::filesystem::path path_;
+  std::string box_id_;
 };
 
 // The state directory (ledger.db, audit.log) gets the checks output directories get: it must be
@@ -112,11 +142,14 @@ Status CheckStateDirectory(const std::filesystem::path& dir);
 Status CheckStateFile(const std::filesystem::path& file);
 
 // The ledger/audit cross-check of `kubehsm audit verify`: every serial in the ledger must have a
-// cert-issue or cert-renew audit record (`audited_serials`, upper-case hex). kFailedPrecondition
+// cert-issue, cert-renew or ledger-import audit record (`audited_serials`, hex in either form). kFailedPrecondition
 // naming the count and the first serials that have none.
 Status CheckLedgerAudited(Ledger& ledger, const std::set<std::string>& audited_serials);
 
-// Upper-case hex of big-endian serial bytes without leading zeros (as openssl prints serials).
+// A serial as openssl prints it (`openssl x509 -serial`): upper-case hex of the big-endian bytes,
+// an even number of digits (one leading 0 when the top nibble is empty), no other leading zeros.
+// Accepts either form, any case, and ':' or ' ' separators: "1bbd", "01BBD" and "0001:BB:D" all
+// give "01BBD".
 std::string NormalizeSerialHex(const std::string& hex);
 
 }  // namespace kubehsm::ledger

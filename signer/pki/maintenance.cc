@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <openssl/x509.h>
+
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -12,6 +14,7 @@
 #include <utility>
 
 #include "common/file_util.h"
+#include "signer/jwt/sa_keys.h"
 #include "signer/pki/init_internal.h"
 #include "signer/pki/kubeconfig.h"
 #include "signer/pki/pem.h"
@@ -608,6 +611,32 @@ void CheckLeafProfile(VerifyItem& item, const X509* cert, const X509* ca, const 
   }
 }
 
+// Why sa.pub does not belong to a service-account signing key of the token ("" when it does):
+// some kubehsm-sa key with its private part in the token has the same public key.
+std::string SaPubTokenProblem(const EVP_PKEY* sa_pub, KeyStore& store) {
+  unsigned char* der = nullptr;
+  const int len = i2d_PUBKEY(const_cast<EVP_PKEY*>(sa_pub), &der);
+  if (len <= 0) return "cannot encode its public key";
+  const std::string spki(reinterpret_cast<const char*>(der), static_cast<std::size_t>(len));
+  OPENSSL_free(der);
+  Result<std::vector<StoredKeyInfo>> keys = store.List();
+  if (!keys.ok()) return "cannot list the token's keys: " + keys.status().message();
+  std::string public_only;
+  for (const auto& k : *keys) {
+    if (!k.label.starts_with(jwt::kSaLabelPrefix) || k.spki_der != spki) continue;
+    if (k.has_private) return "";
+    public_only = k.label;
+  }
+  if (!public_only.empty()) {
+    return "the token holds only the public key of sa.pub ('" + public_only +
+           "', imported): nothing signs with it (rewrite sa.pub from the active key: 'kubehsm init phase sa "
+           "--overwrite')";
+  }
+  return "the token holds no service-account key for sa.pub (removed, or sa.pub comes from another token): "
+         "tokens kubehsm signs will not verify against it (restore the key, or rewrite sa.pub from the active "
+         "key: 'kubehsm init phase sa --overwrite')";
+}
+
 }  // namespace
 
 std::vector<VerifyItem> VerifyPki(const fs::path& cert_dir, const fs::path& kubeconfig_dir,
@@ -658,8 +687,13 @@ std::vector<VerifyItem> VerifyPki(const fs::path& cert_dir, const fs::path& kube
     Result<std::string> pem = ReadFileBounded(item.path, kMaxPemFileBytes);
     if (!pem.ok()) {
       item.problems.push_back(pem.status().message());
-    } else if (!ParsePublicKeyPem(*pem).ok()) {
-      item.problems.push_back("not a PUBLIC KEY PEM");
+    } else {
+      Result<EvpPkeyPtr> pub = ParsePublicKeyPem(*pem);
+      if (!pub.ok()) {
+        item.problems.push_back("not a PUBLIC KEY PEM");
+      } else if (store != nullptr) {
+        if (std::string why = SaPubTokenProblem(pub->get(), *store); !why.empty()) item.problems.push_back(why);
+      }
     }
     CheckMode(item, item.path, kSaPubMode);
     if (PathExists(cert_dir / "sa.key")) item.problems.push_back("sa.key is on disk; kubehsm keeps it in the token");
@@ -809,26 +843,58 @@ std::string Consumers(std::string_view name) {
 
 }  // namespace
 
-std::string RenderPkiTree(const fs::path& cert_dir, const fs::path& kubeconfig_dir, bool dot) {
+Result<std::string> RenderPkiTree(const fs::path& cert_dir, const fs::path& kubeconfig_dir, bool dot) {
+  std::error_code ec;
+  if (!fs::is_directory(cert_dir, ec)) {
+    return NotFound("pki tree: " + cert_dir.string() + " is not a directory (wrong --cert-dir?)");
+  }
+  // What is there: a file that is absent is marked, a CA or SA key on disk is drawn as a file key.
+  const auto missing = [](const fs::path& p) { return PathExists(p) ? std::string() : std::string(" (missing)"); };
   struct Node {
     const CaProfile* ca;
+    std::string key;  // "token key 'kubehsm-ca'" or "file key /etc/kubernetes/pki/ca.key"
     std::vector<TreeLeaf> leaves;
   };
   std::vector<Node> nodes;
+  int file_keys = 0;
   for (const CaProfile& ca : CaProfiles()) {
-    Node n{&ca, {}};
+    Node n{&ca, {}, {}};
+    const fs::path key_file = KeyPath(cert_dir, ca.file_base);
+    if (PathExists(key_file)) {
+      n.key = "file key " + key_file.string();
+      ++file_keys;
+    } else {
+      n.key = "token key '" + std::string(ca.key_label) + "'";
+    }
     for (const LeafProfile& l : LeafProfiles()) {
       if (l.ca != ca.id) continue;
-      n.leaves.push_back({std::string(l.name),
-                          CertPath(cert_dir, l.file_base).string() + " + .key", Consumers(l.name)});
+      n.leaves.push_back(
+          {std::string(l.name),
+           CertPath(cert_dir, l.file_base).string() + " + .key" + missing(CertPath(cert_dir, l.file_base)),
+           Consumers(l.name)});
     }
     if (ca.id == CaId::kCa) {
       for (const KubeconfigProfile& k : KubeconfigProfiles()) {
-        n.leaves.push_back({std::string(k.file_name), (kubeconfig_dir / k.file_name).string(), Consumers(k.file_name)});
+        n.leaves.push_back({std::string(k.file_name),
+                            (kubeconfig_dir / k.file_name).string() + missing(kubeconfig_dir / k.file_name),
+                            Consumers(k.file_name)});
       }
     }
     nodes.push_back(std::move(n));
   }
+  const fs::path sa_key = cert_dir / "sa.key";
+  const bool sa_on_disk = PathExists(sa_key);
+  if (sa_on_disk) ++file_keys;
+  const std::string sa_pub = SaPubPath(cert_dir).string() + missing(SaPubPath(cert_dir));
+  const std::string sa_keytext = sa_on_disk ? "file key " + sa_key.string() : "token key 'kubehsm-sa:active:...'";
+  // sa.pub's readers differ: with sa.key on disk (plain kubeadm) kube-apiserver signs with it; with
+  // the key in the token, kube-apiserver reads sa.pub only when `kubehsm serve` is not its signer.
+  const std::string sa_users =
+      sa_on_disk ? "kube-apiserver --service-account-key-file (verifying) and --service-account-signing-key-file "
+                   "(signing), kube-controller-manager --service-account-private-key-file"
+                 : "kube-apiserver --service-account-key-file only without 'kubehsm serve' (with serve, "
+                   "--service-account-signing-endpoint replaces that flag and the keys come from FetchKeys); "
+                   "signing: kubehsm, through the token";
   std::string out;
   if (dot) {
     out += "digraph kubehsm_pki {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n";
@@ -836,23 +902,40 @@ std::string RenderPkiTree(const fs::path& cert_dir, const fs::path& kubeconfig_d
     for (const auto& n : nodes) {
       const std::string id = "\"" + std::string(n.ca->name) + "\"";
       out += "  " + id + " [label=\"" + std::string(n.ca->name) + "\\nCN=" + std::string(n.ca->common_name) + "\\n" +
-             CertPath(cert_dir, n.ca->file_base).string() + "\", style=bold];\n";
-      out += "  token -> " + id + " [label=\"key '" + std::string(n.ca->key_label) + "'\"];\n";
+             CertPath(cert_dir, n.ca->file_base).string() + missing(CertPath(cert_dir, n.ca->file_base)) +
+             "\", style=bold];\n";
+      if (n.key.starts_with("file key ")) {
+        const std::string key_id = "\"" + std::string(n.ca->name) + " key\"";
+        out += "  " + key_id + " [label=\"" + n.key + "\", shape=note];\n  " + key_id + " -> " + id + ";\n";
+      } else {
+        out += "  token -> " + id + " [label=\"key '" + std::string(n.ca->key_label) + "'\"];\n";
+      }
       for (const auto& l : n.leaves) {
         out += "  \"" + l.name + "\" [label=\"" + l.name + "\\n" + l.files + "\\n" + l.users + "\"];\n";
         out += "  " + id + " -> \"" + l.name + "\";\n";
       }
     }
-    out += "  sa [label=\"sa (active service-account key)\\n" + SaPubPath(cert_dir).string() +
-           "\\nkube-apiserver --service-account-key-file\"];\n";
-    out += "  token -> sa [label=\"key 'kubehsm-sa:active:...'\"];\n";
+    out += "  sa [label=\"sa (service-account key)\\n" + sa_pub + "\\n" + sa_users + "\"];\n";
+    if (sa_on_disk) {
+      out += "  sa_key [label=\"" + sa_keytext + "\", shape=note];\n  sa_key -> sa;\n";
+    } else {
+      out += "  token -> sa [label=\"key 'kubehsm-sa:active:...'\"];\n";
+    }
     return out + "}\n";
   }
-  out += "PKCS#11 token (private keys never leave it)\n";
+  const int all_keys = static_cast<int>(nodes.size()) + 1;
+  if (file_keys == 0) {
+    out += "PKCS#11 token (private keys never leave it)\n";
+  } else if (file_keys == all_keys) {
+    out += "kubeadm PKI in " + cert_dir.string() + " (every CA and service-account key is a file on disk)\n";
+  } else {
+    out += "PKI in " + cert_dir.string() + " (" + std::to_string(file_keys) + " of " + std::to_string(all_keys) +
+           " CA/service-account keys are files on disk, the others are expected in the PKCS#11 token)\n";
+  }
   for (size_t i = 0; i < nodes.size(); ++i) {
     const auto& n = nodes[i];
-    out += "├── " + std::string(n.ca->name) + "  [token key '" + std::string(n.ca->key_label) + "', CN=" +
-           std::string(n.ca->common_name) + "]  " + CertPath(cert_dir, n.ca->file_base).string() + "\n";
+    out += "├── " + std::string(n.ca->name) + "  [" + n.key + ", CN=" + std::string(n.ca->common_name) + "]  " +
+           CertPath(cert_dir, n.ca->file_base).string() + missing(CertPath(cert_dir, n.ca->file_base)) + "\n";
     out += "│   │   used by: " + Consumers(n.ca->name) + "\n";
     for (size_t j = 0; j < n.leaves.size(); ++j) {
       const bool last = j + 1 == n.leaves.size();
@@ -861,8 +944,8 @@ std::string RenderPkiTree(const fs::path& cert_dir, const fs::path& kubeconfig_d
       out += std::string("│   ") + (last ? "    " : "│   ") + "    used by: " + l.users + "\n";
     }
   }
-  out += "└── sa  [token key 'kubehsm-sa:active:...']  " + SaPubPath(cert_dir).string() + "\n";
-  out += "        used by: kube-apiserver --service-account-key-file (signing: kubehsm, through the token)\n";
+  out += "└── sa  [" + sa_keytext + "]  " + sa_pub + "\n";
+  out += "        used by: " + sa_users + "\n";
   return out;
 }
 

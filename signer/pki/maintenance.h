@@ -121,9 +121,12 @@ std::string FormatVerifyReport(const std::vector<VerifyItem>& items);
 
 // ---- tree ------------------------------------------------------------------------------------
 
-// The chain of trust: the three CAs (token keys), what each signs, and which component uses which
-// file, like the kubeadm documentation's diagrams. `dot`: a Graphviz digraph instead of text.
-std::string RenderPkiTree(const std::filesystem::path& cert_dir, const std::filesystem::path& kubeconfig_dir,
-                          bool dot);
+// The chain of trust as found in `cert_dir`: the three CAs, what each signs, and which component
+// uses which file, like the kubeadm documentation's diagrams. A CA or service-account key found on
+// disk is drawn as a file key (a plain kubeadm PKI), otherwise as the token key kubehsm uses;
+// absent files are marked "(missing)". `dot`: a Graphviz digraph instead of text. kNotFound when
+// `cert_dir` is not a directory.
+Result<std::string> RenderPkiTree(const std::filesystem::path& cert_dir, const std::filesystem::path& kubeconfig_dir,
+                                  bool dot);
 
 }  // namespace kubehsm::signer::pki

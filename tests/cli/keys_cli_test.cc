@@ -223,5 +223,29 @@ TEST_F(KeysCliTest, TokenListShowsTheToken) {
   EXPECT_NE(r.out.find("token=cli-test"), std::string::npos) << r.out;
 }
 
+// An unknown --type names every valid one (the user need not read --help to find them).
+TEST_F(KeysCliTest, GenerateWithUnknownTypeListsTheValidTypes) {
+  auto r = Kubehsm({"keys", "generate", "--label", "k", "--type", "ed25519"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  ExpectOneErrorLine(r,
+                     "unknown key type 'ed25519' (valid: rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384, "
+                     "ecdsa-p521)");
+  auto list = Kubehsm({"keys", "list", "-o", "json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_EQ(list.out.find("\"label\": \"k\""), std::string::npos) << "nothing was generated: " << list.out;
+}
+
+// A module whose slots hold no token (SoftHSM behind the fault shim reporting every token
+// absent) gets a sentence, not empty output.
+TEST_F(KeysCliTest, TokenListSaysWhenTheModuleHasNoToken) {
+  TempDir dir;
+  WriteTestFile(dir.path() / "faults", "C_GetTokenInfo=CKR_TOKEN_NOT_PRESENT\n");
+  auto r = Kubehsm({"--module", KUBEHSM_FAULT_PKCS11_PATH, "token", "list"},
+                   {{"KUBEHSM_FAULT_CONTROL", (dir.path() / "faults").string()}});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out.rfind(std::string("no slots with a token in module ") + KUBEHSM_FAULT_PKCS11_PATH, 0), 0u) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+}
+
 }  // namespace
 }  // namespace kubehsm::testing

@@ -6,3 +6,8 @@ kubehsm_test(cli_security_e2e_test LABEL e2e SOURCES cli/security_cli_test.cc)
 # announcement and terminal-only progress display, sa rotate's wait rule. Real binary, SoftHSM,
 # setsid and script(1) for "no terminal" and "a terminal".
 kubehsm_test(cli_operator_messages_e2e_test LABEL e2e SOURCES cli/operator_messages_cli_test.cc)
+# token list over a module with no token uses the fault-injecting shim (defined in fault_pkcs11/).
+if(TARGET cli_keys_e2e_test)
+  target_compile_definitions(cli_keys_e2e_test PRIVATE KUBEHSM_FAULT_PKCS11_PATH="$<TARGET_FILE:kubehsm_fault_pkcs11>")
+  add_dependencies(cli_keys_e2e_test kubehsm_fault_pkcs11)
+endif()

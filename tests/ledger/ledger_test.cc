@@ -1,4 +1,5 @@
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -127,8 +128,110 @@ TEST(LedgerTest, ListFiltersAndKeepsOrder) {
   auto rows = (*l)->List(f);
   ASSERT_TRUE(rows.ok());
   ASSERT_EQ(rows->size(), 3u);
-  EXPECT_EQ((*rows)[0].serial_hex, "1");
-  EXPECT_EQ((*rows)[2].serial_hex, "5");
+  EXPECT_EQ((*rows)[0].serial_hex, "01");
+  EXPECT_EQ((*rows)[2].serial_hex, "05");
+}
+
+// openssl prints whole bytes: "01BBD166F9FE495E", never "1BBD166F9FE495E".
+TEST(LedgerTest, SerialsAreNormalizedToOpensslsForm) {
+  EXPECT_EQ(NormalizeSerialHex("1BBD166F9FE495E"), "01BBD166F9FE495E");
+  EXPECT_EQ(NormalizeSerialHex("01bbd166f9fe495e"), "01BBD166F9FE495E");
+  EXPECT_EQ(NormalizeSerialHex("00:01:BB:D1"), "01BBD1");
+  EXPECT_EQ(NormalizeSerialHex("0001BBD1"), "01BBD1");
+  EXPECT_EQ(NormalizeSerialHex("7F"), "7F");
+  EXPECT_EQ(NormalizeSerialHex("0"), "00");
+  testing::TempDir dir;
+  auto l = Ledger::Open(dir.path() / "ledger.db");
+  ASSERT_TRUE(l.ok()) << l.status().message();
+  ASSERT_TRUE((*l)->Record(MakeRecord("1BBD166F9FE495E")).ok());
+  for (const char* form : {"1BBD166F9FE495E", "01BBD166F9FE495E", "01:bb:d1:66:f9:fe:49:5e"}) {
+    auto got = (*l)->Get(form);
+    ASSERT_TRUE(got.ok()) << form << ": " << got.status().message();
+    EXPECT_EQ(got->serial_hex, "01BBD166F9FE495E");
+  }
+}
+
+// A schema-1 ledger (serials without openssl's leading 0, no box id) is upgraded on open: the
+// serials get their 0, the ledger gets a box id, and its rows name it.
+TEST(LedgerTest, SchemaOneLedgerIsUpgraded) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "ledger.db";
+  auto made = testing::RunProcess(
+      {"sqlite3", path.string(),
+       "CREATE TABLE certificates (id INTEGER PRIMARY KEY AUTOINCREMENT, serial TEXT NOT NULL UNIQUE,"
+       " issuer_ca TEXT NOT NULL, subject TEXT NOT NULL, sans TEXT NOT NULL, profile TEXT NOT NULL,"
+       " operation TEXT NOT NULL, not_before INTEGER NOT NULL, not_after INTEGER NOT NULL,"
+       " sha256 TEXT NOT NULL UNIQUE, requester TEXT NOT NULL, host TEXT NOT NULL, issued_at INTEGER NOT NULL,"
+       " cert_pem TEXT NOT NULL);"
+       "INSERT INTO certificates VALUES (1, '1BBD166F9FE495E', 'ca', 'CN=a', '', 'apiserver', 'init', 1, 2, 'f1',"
+       " 'root', 'box', 3, 'pem');"
+       "INSERT INTO certificates VALUES (2, '2BBD166F9FE495E0', 'ca', 'CN=b', '', 'apiserver', 'init', 1, 2, 'f2',"
+       " 'root', 'box', 3, 'pem');"
+       "PRAGMA user_version=1;"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  ::chmod(path.c_str(), 0600);
+  auto l = Ledger::Open(path);
+  ASSERT_TRUE(l.ok()) << l.status().message();
+  const std::string box = (*l)->box_id();
+  EXPECT_EQ(box.size(), 32u);
+  EXPECT_EQ(box.find_first_not_of("0123456789abcdef"), std::string::npos) << box;
+  auto rows = (*l)->List();
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].serial_hex, "01BBD166F9FE495E");
+  EXPECT_EQ((*rows)[1].serial_hex, "2BBD166F9FE495E0");
+  EXPECT_EQ((*rows)[0].box_id, box);
+  // The box id is stable across opens.
+  l->reset();
+  auto again = Ledger::Open(path);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->box_id(), box);
+  // Audit records written before the upgrade name the short form: the cross-check accepts it.
+  EXPECT_TRUE(CheckLedgerAudited(**again, {"1BBD166F9FE495E", "2BBD166F9FE495E0"}).ok());
+  EXPECT_FALSE(CheckLedgerAudited(**again, {"1BBD166F9FE495E"}).ok());
+}
+
+TEST(LedgerTest, ImportSkipsIdenticalRowsAndRefusesCollisionsAtomically) {
+  testing::TempDir dir;
+  auto l = Ledger::Open(dir.path() / "ledger.db");
+  ASSERT_TRUE(l.ok());
+  ASSERT_TRUE((*l)->Record(MakeRecord("0A")).ok());
+  const std::string other_box(32, 'b');
+  IssuanceRecord theirs = MakeRecord("0B");
+  theirs.box_id = other_box;
+  int audited = 0;
+  const auto audit = [&](const ImportCounts&) {
+    ++audited;
+    return OkStatus();
+  };
+  auto c = (*l)->Import({theirs}, audit);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->added, 1);
+  EXPECT_EQ(c->added_serials, std::vector<std::string>{"0B"});
+  EXPECT_EQ((*l)->Get("0B")->box_id, other_box);
+  EXPECT_EQ((*l)->Get("0A")->box_id, (*l)->box_id());
+  // Again: identical, nothing added.
+  c = (*l)->Import({theirs}, audit);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->added, 0);
+  EXPECT_EQ(c->identical, 1);
+  // A collision (same serial, other content) after a new row: nothing of the batch stays.
+  IssuanceRecord fresh = MakeRecord("0C");
+  fresh.box_id = other_box;
+  IssuanceRecord clash = MakeRecord("0A");
+  clash.box_id = other_box;
+  clash.sha256_fingerprint = "another";
+  c = (*l)->Import({fresh, clash}, audit);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_NE(c.status().message().find("serial collision: serial 0A"), std::string::npos) << c.status().message();
+  EXPECT_FALSE((*l)->Contains("0C").value());
+  EXPECT_EQ(audited, 2) << "no audit for the refused import";
+  // The audit callback failing rolls the rows back too.
+  c = (*l)->Import({fresh}, [](const ImportCounts&) { return Unavailable("disk full"); });
+  ASSERT_FALSE(c.ok());
+  EXPECT_FALSE((*l)->Contains("0C").value());
+  EXPECT_EQ((*l)->Count().value(), 2);
 }
 
 TEST(LedgerTest, NotALedgerFileIsRefused) {

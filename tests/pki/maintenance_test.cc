@@ -179,16 +179,84 @@ TEST_F(MaintenanceTest, VerifyFlagsWrongCaModeAndKeyOnDisk) {
   EXPECT_NE(report.find("admin.conf has mode 0604, want 0600"), std::string::npos) << report;
 }
 
-TEST(TreeTest, TextAndDotNameEveryCaAndFile) {
-  const std::string text = RenderPkiTree("/etc/kubernetes/pki", "/etc/kubernetes", false);
-  const std::string dot = RenderPkiTree("/etc/kubernetes/pki", "/etc/kubernetes", true);
+TEST_F(MaintenanceTest, TreeTextAndDotNameEveryCaAndFile) {
+  const std::string text = RenderPkiTree(options_.cert_dir, options_.kubeconfig_dir, false).value();
+  const std::string dot = RenderPkiTree(options_.cert_dir, options_.kubeconfig_dir, true).value();
   for (const auto& l : LeafProfiles()) {
     EXPECT_NE(text.find(std::string(l.name)), std::string::npos) << l.name;
     EXPECT_NE(dot.find("\"etcd-ca\" -> \"etcd-peer\""), std::string::npos);
   }
-  EXPECT_NE(text.find("/etc/kubernetes/pki/etcd/ca.crt"), std::string::npos);
+  EXPECT_NE(text.find((options_.cert_dir / "etcd/ca.crt").string()), std::string::npos);
   EXPECT_TRUE(dot.starts_with("digraph kubehsm_pki {"));
   EXPECT_NE(dot.find("\"ca\" -> \"admin.conf\""), std::string::npos);
+}
+
+TEST_F(MaintenanceTest, TreeDrawsTokenKeysForKubehsmPki) {
+  const std::string text = RenderPkiTree(options_.cert_dir, options_.kubeconfig_dir, false).value();
+  EXPECT_TRUE(text.starts_with("PKCS#11 token (private keys never leave it)\n")) << text;
+  EXPECT_NE(text.find("├── ca  [token key 'ca'"), std::string::npos) << text;
+  EXPECT_EQ(text.find("file key"), std::string::npos) << text;
+  EXPECT_EQ(text.find("(missing)"), std::string::npos) << text;
+  // sa.pub: kube-apiserver reads it only when kubehsm serve is not its signer.
+  EXPECT_NE(text.find("--service-account-key-file only without 'kubehsm serve'"), std::string::npos) << text;
+}
+
+TEST_F(MaintenanceTest, TreeDrawsKeysOnDiskAsFileKeys) {
+  // A plain kubeadm PKI: CA and service-account keys are files.
+  for (const char* key : {"ca.key", "front-proxy-ca.key", "etcd/ca.key", "sa.key"}) {
+    ASSERT_TRUE(WriteFileAtomic(options_.cert_dir / key, "not checked", 0600).ok()) << key;
+  }
+  std::filesystem::remove(options_.cert_dir / "apiserver.crt");
+  const std::string text = RenderPkiTree(options_.cert_dir, options_.kubeconfig_dir, false).value();
+  EXPECT_EQ(text.find("PKCS#11 token"), std::string::npos) << text;
+  EXPECT_TRUE(text.starts_with("kubeadm PKI in " + options_.cert_dir.string() +
+                               " (every CA and service-account key is a file on disk)\n"))
+      << text;
+  EXPECT_NE(text.find("├── ca  [file key " + (options_.cert_dir / "ca.key").string()), std::string::npos) << text;
+  EXPECT_NE(text.find("└── sa  [file key " + (options_.cert_dir / "sa.key").string()), std::string::npos) << text;
+  EXPECT_NE(text.find("--service-account-signing-key-file (signing)"), std::string::npos) << text;
+  EXPECT_NE(text.find("apiserver.crt + .key (missing)"), std::string::npos) << text;
+  const std::string dot = RenderPkiTree(options_.cert_dir, options_.kubeconfig_dir, true).value();
+  EXPECT_NE(dot.find("\"ca key\" -> \"ca\""), std::string::npos) << dot;
+  EXPECT_EQ(dot.find("token -> \"ca\""), std::string::npos) << dot;
+  // One CA key back in the token: a mixed PKI says so.
+  std::filesystem::remove(options_.cert_dir / "ca.key");
+  const std::string mixed = RenderPkiTree(options_.cert_dir, options_.kubeconfig_dir, false).value();
+  EXPECT_NE(mixed.find("(3 of 4 CA/service-account keys are files on disk"), std::string::npos) << mixed;
+  EXPECT_NE(mixed.find("├── ca  [token key 'ca'"), std::string::npos) << mixed;
+}
+
+TEST_F(MaintenanceTest, TreeRefusesAMissingDirectory) {
+  auto tree = RenderPkiTree(dir_.path() / "no-such-dir", options_.kubeconfig_dir, false);
+  ASSERT_FALSE(tree.ok());
+  EXPECT_EQ(tree.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(tree.status().message().find("no-such-dir is not a directory"), std::string::npos)
+      << tree.status().message();
+}
+
+TEST_F(MaintenanceTest, VerifyCheckTokenFailsForSaPubWithoutItsTokenKey) {
+  auto items = VerifyPki(options_.cert_dir, options_.kubeconfig_dir, &options_.config, options_.now, &store_);
+  const auto sa_item = [&] {
+    for (const auto& i : items) {
+      if (i.name == "sa") return i;
+    }
+    return VerifyItem{};
+  };
+  EXPECT_TRUE(sa_item().ok) << FormatVerifyReport(items);
+  std::string sa_label;
+  const std::vector<StoredKeyInfo> keys = store_.List().value();
+  for (const auto& k : keys) {
+    if (k.label.starts_with("kubehsm-sa:")) sa_label = k.label;
+  }
+  ASSERT_FALSE(sa_label.empty());
+  ASSERT_TRUE(store_.Remove(sa_label).ok());
+  items = VerifyPki(options_.cert_dir, options_.kubeconfig_dir, &options_.config, options_.now, &store_);
+  EXPECT_FALSE(sa_item().ok);
+  const std::string report = FormatVerifyReport(items);
+  EXPECT_NE(report.find("the token holds no service-account key for sa.pub"), std::string::npos) << report;
+  // Without the token the file alone is still fine.
+  items = VerifyPki(options_.cert_dir, options_.kubeconfig_dir, &options_.config, options_.now, nullptr);
+  EXPECT_TRUE(sa_item().ok) << FormatVerifyReport(items);
 }
 
 }  // namespace

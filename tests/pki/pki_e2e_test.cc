@@ -187,6 +187,53 @@ TEST_F(PkiE2eTest, InitWritesEverythingAndRerunChangesNothing) {
   EXPECT_NE(verify.out.find("apiserver.key has mode 0644"), std::string::npos) << verify.out;
 }
 
+// sa.pub must belong to a service-account key the token still holds: after the key behind it is
+// rotated out and removed, --check-token fails the sa item with the reason.
+TEST_F(PkiE2eTest, CheckTokenFailsForSaPubWhoseKeyWasRemoved) {
+  ASSERT_EQ(Init("cp1").exit_code, 0);
+  const auto verify = [&] {
+    return Kubehsm({"pki", "verify", "--cert-dir", CertDir("cp1").string(), "--kubeconfig-dir", KubeDir("cp1").string(),
+                    "--check-token"});
+  };
+  ProcessResult ok = verify();
+  ASSERT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  EXPECT_NE(ok.out.find("OK      sa "), std::string::npos) << ok.out;
+  // The kid behind sa.pub: the active key.
+  ProcessResult keys = Kubehsm({"keys", "list", "-o", "json"});
+  ASSERT_EQ(keys.exit_code, 0) << keys.err;
+  const std::string marker = "\"label\": \"kubehsm-sa:active:";
+  const auto at = keys.out.find(marker);
+  ASSERT_NE(at, std::string::npos) << keys.out;
+  const std::string label = keys.out.substr(at + 10, keys.out.find('"', at + 10) - (at + 10));
+  ASSERT_EQ(Kubehsm({"sa", "rotate"}).exit_code, 0);
+  ProcessResult activate = Kubehsm({"sa", "activate", "--force"});
+  ASSERT_EQ(activate.exit_code, 0) << activate.err;
+  ProcessResult removed = Kubehsm({"sa", "remove", "--force", "--key=" + label.substr(label.rfind(':') + 1)});
+  ASSERT_EQ(removed.exit_code, 0) << removed.out << removed.err;
+  ProcessResult failed = verify();
+  EXPECT_EQ(failed.exit_code, 2) << failed.out;
+  EXPECT_NE(failed.out.find("FAIL    sa "), std::string::npos) << failed.out;
+  EXPECT_NE(failed.out.find("the token holds no service-account key for sa.pub"), std::string::npos) << failed.out;
+}
+
+// pki tree draws what is there, and refuses a directory that is not.
+TEST_F(PkiE2eTest, TreeRefusesAMissingDirectoryAndDrawsFileKeys) {
+  ProcessResult missing = Kubehsm({"pki", "tree", "--cert-dir", (dir_.path() / "nope").string()});
+  EXPECT_EQ(missing.exit_code, 2) << missing.out;
+  EXPECT_TRUE(missing.out.empty()) << missing.out;
+  EXPECT_NE(missing.err.find("nope is not a directory"), std::string::npos) << missing.err;
+  ASSERT_EQ(Init("cp1").exit_code, 0);
+  ProcessResult tree =
+      Kubehsm({"pki", "tree", "--cert-dir", CertDir("cp1").string(), "--kubeconfig-dir", KubeDir("cp1").string()});
+  ASSERT_EQ(tree.exit_code, 0) << tree.err;
+  EXPECT_TRUE(tree.out.starts_with("PKCS#11 token (private keys never leave it)\n")) << tree.out;
+  kubehsm::testing::WriteTestFile(CertDir("cp1") / "ca.key", "a key on disk", 0600);
+  tree = Kubehsm({"pki", "tree", "--cert-dir", CertDir("cp1").string(), "--kubeconfig-dir", KubeDir("cp1").string()});
+  ASSERT_EQ(tree.exit_code, 0) << tree.err;
+  EXPECT_EQ(tree.out.find("PKCS#11 token (private keys never leave it)"), std::string::npos) << tree.out;
+  EXPECT_NE(tree.out.find("├── ca  [file key " + (CertDir("cp1") / "ca.key").string()), std::string::npos) << tree.out;
+}
+
 TEST_F(PkiE2eTest, KubectlParsesEveryKubeconfig) {
   ASSERT_EQ(Init("cp1").exit_code, 0);
   for (const KubeconfigProfile& kc : KubeconfigProfiles()) {

@@ -47,7 +47,7 @@ constexpr const char* kLeaves[] = {"apiserver", "apiserver-kubelet-client", "fro
 constexpr const char* kConfs[] = {"admin.conf", "super-admin.conf", "kubelet.conf", "controller-manager.conf",
                                   "scheduler.conf"};
 
-// The serial as the ledger stores it (upper-case hex, no leading zeros) of a PEM certificate.
+// The serial as the ledger stores it (openssl's form: upper-case hex, whole bytes) of a PEM certificate.
 std::string SerialOf(const std::string& pem) {
   auto cert = ParseCertificatePem(pem);
   EXPECT_TRUE(cert.ok()) << cert.status().message();

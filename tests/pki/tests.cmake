@@ -22,3 +22,5 @@ kubehsm_test(pki_kubeadm_patches_e2e_test LABEL e2e SOURCES pki/kubeadm_patches_
 kubehsm_test(pki_kubeadm_patches_test LABEL unit SOURCES pki/kubeadm_patches_test.cc LIBS kubehsm::pki)
 # Air-gapped renewal: renewal-csrs on the node, sign-dir --renew on the box, install-renewed.
 kubehsm_test(pki_renewal_e2e_test LABEL e2e SOURCES pki/renewal_e2e_test.cc LIBS kubehsm::pki)
+# Several signing boxes: ledger export/import merge, serial form, backup/destroy/restore of a box.
+kubehsm_test(pki_backup_e2e_test LABEL e2e SOURCES pki/backup_e2e_test.cc LIBS kubehsm::pki)
