@@ -163,7 +163,7 @@ constexpr CommandEntry kCommands[] = {
     {"ledger", RunLedger, "the issuance ledger: list, show, export"},
     {"audit", RunAudit, "the audit trail: verify, show"},
     {"keys", RunKeys, "keys in the token: generate, list, pubkey"},
-    {"token", RunToken, "tokens of the module: list, init"},
+    {"token", RunToken, "tokens of the module: list, init, check"},
 };
 
 void PrintUsage(std::ostream& out) {
@@ -186,7 +186,7 @@ Context::~Context() = default;
 
 Result<signer::KeyStore*> Context::KeyStore() {
   if (!session_) {
-    auto opened = TokenSession::Open(globals_);
+    auto opened = TokenSession::Open(globals_, err_);
     if (!opened.ok()) {
       const Status& s = opened.status();
       if (s.code() == StatusCode::kUnauthenticated || s.code() == StatusCode::kFailedPrecondition) {
