@@ -37,12 +37,13 @@ class VerboseCliTest : public ::testing::Test {
   void ExpectTokenReport(const ProcessResult& r) {
     EXPECT_NE(r.err.find("kubehsm: config file " + config_.string() + "\n"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("kubehsm: module " + token_->module_path() + "\n"), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find("kubehsm: token pkcs11:token=verbose-test, PIN from file:" +
-                         token_->user_pin_file().string() + "\n"),
+    EXPECT_NE(r.err.find("kubehsm: token pkcs11:token=verbose-test, PIN from file:" + token_->user_pin_file().string() +
+                         "\n"),
               std::string::npos)
         << r.err;
-    EXPECT_NE(r.err.find("kubehsm: using slot " + slot_ + ": token 'verbose-test' (SoftHSM project SoftHSM v2, serial "),
-              std::string::npos)
+    EXPECT_NE(
+        r.err.find("kubehsm: using slot " + slot_ + ": token 'verbose-test' (SoftHSM project SoftHSM v2, serial "),
+        std::string::npos)
         << r.err;
     EXPECT_EQ(r.err.find(token_->user_pin()), std::string::npos) << "-v printed the PIN";
   }
@@ -83,10 +84,10 @@ TEST_F(VerboseCliTest, TokenListNamesConfigAndModule) {
 }
 
 TEST_F(VerboseCliTest, TokenListWithoutConfigFileSaysSo) {
-  auto r = RunProcess({KubehsmBinary().string(), "-v", "token", "list"},
-                      {{"SOFTHSM2_CONF", token_->conf_path().string()},
-                       {"KUBEHSM_CONFIG", ""},
-                       {"XDG_CONFIG_HOME", token_->dir().string()}});
+  auto r =
+      RunProcess({KubehsmBinary().string(), "-v", "token", "list"}, {{"SOFTHSM2_CONF", token_->conf_path().string()},
+                                                                     {"KUBEHSM_CONFIG", ""},
+                                                                     {"XDG_CONFIG_HOME", token_->dir().string()}});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   if (fs::exists("/etc/kubehsm/kubehsm.conf")) {
     EXPECT_NE(r.err.find("kubehsm: config file /etc/kubehsm/kubehsm.conf\n"), std::string::npos) << r.err;

@@ -81,8 +81,9 @@ std::set<std::string> Words(const std::string& text) {
 std::set<std::string> Complete(const std::vector<std::string>& words) {
   std::string array;
   for (const auto& w : words) array += " '" + w + "'";
-  const std::string script = "source \"$1\"; COMP_WORDS=(" + array + "); COMP_CWORD=" +
-                             std::to_string(words.size() - 1) + "; _kubehsm; printf '%s\\n' \"${COMPREPLY[@]}\"";
+  const std::string script = "source \"$1\"; COMP_WORDS=(" + array +
+                             "); COMP_CWORD=" + std::to_string(words.size() - 1) +
+                             "; _kubehsm; printf '%s\\n' \"${COMPREPLY[@]}\"";
   ProcessResult r = RunProcess({"bash", "-c", script, "bash", KUBEHSM_TEST_COMPLETION});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err, "");
@@ -156,7 +157,8 @@ TEST(ManPageTest, EveryCommandHasAPageThatRendersItsSubcommandsAndOptions) {
   auto render = [&](const std::string& page) {
     const fs::path file = dir / (page + ".1.gz");
     EXPECT_TRUE(fs::exists(file)) << file;
-    ProcessResult r = RunProcess({"man", "-l", file.string()}, {{"LC_ALL", "C"}, {"MANWIDTH", "200"}, {"MANPAGER", "cat"}, {"PAGER", "cat"}});
+    ProcessResult r = RunProcess({"man", "-l", file.string()},
+                                 {{"LC_ALL", "C"}, {"MANWIDTH", "200"}, {"MANPAGER", "cat"}, {"PAGER", "cat"}});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return r.out;
   };
