@@ -165,7 +165,7 @@ constexpr CommandEntry kCommands[] = {
     {"audit", RunAudit, "the audit trail: verify, show"},
     {"backup", RunBackup, "a consistent copy of the ledger, audit trail, CA certificates and config"},
     {"keys", RunKeys, "keys in the token: generate, list, pubkey"},
-    {"token", RunToken, "tokens of the module: list, init"},
+    {"token", RunToken, "tokens of the module: list, init, check"},
 };
 
 void PrintUsage(std::ostream& out) {
@@ -189,7 +189,7 @@ Context::~Context() = default;
 Result<signer::KeyStore*> Context::KeyStore() {
   if (!session_) {
     hsm::OpenStep failed_step = hsm::OpenStep::kNone;
-    auto opened = TokenSession::Open(globals_, &failed_step);
+    auto opened = TokenSession::Open(globals_, err_, &failed_step);
     if (!opened.ok()) {
       const Status& s = opened.status();
       if (failed_step == hsm::OpenStep::kPinSource) {

@@ -34,7 +34,7 @@ namespace fs = std::filesystem;
 namespace {
 
 int CertsIssue(Context& ctx, const Args& args) {
-  po::options_description d = ClusterConfigFlags("kubehsm certs issue options");
+  po::options_description d = ClusterConfigFlags("kubehsm certs issue options", FlagsFor::kCertsIssue);
   d.add_options()("ca-dir", po::value<std::string>()->default_value("/etc/kubernetes/pki"),
                   "directory holding ca.crt, etcd/ca.crt, front-proxy-ca.crt (and sa.pub) of the cluster");
   po::variables_map vm;

@@ -34,7 +34,8 @@ int RunInit(Context& ctx, const Args& args) {
     usage = "kubehsm init phase " + rest[1] + " [options]";
     rest.erase(rest.begin(), rest.begin() + 2);
   }
-  po::options_description d = ClusterConfigFlags(phase ? "kubehsm init phase options" : "kubehsm init options");
+  po::options_description d =
+      ClusterConfigFlags(phase ? "kubehsm init phase options" : "kubehsm init options", FlagsFor::kInit);
   po::variables_map vm;
   int code = 0;
   if (!ParseArgs(ctx, usage, d, nullptr, rest, vm, code)) return code;

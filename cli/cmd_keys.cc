@@ -141,6 +141,7 @@ int TokenList(Context& ctx, const Args& args) {
   po::variables_map vm;
   int code = 0;
   if (!ParseArgs(ctx, "kubehsm token list", d, nullptr, args, vm, code)) return code;
+  ReportModuleSelection(ctx.globals(), ctx.err());
   auto module = hsm::Module::Load(ctx.globals().module, ctx.globals().module_init_args);
   if (!module.ok()) return ctx.Fail(module.status());
   auto tokens = (*module)->ListTokens();
@@ -188,6 +189,7 @@ int TokenInit(Context& ctx, const Args& args) {
   }
   auto user_src = hsm::PinSource::Parse(ctx.globals().pin_source);
   if (!user_src.ok()) return ctx.Fail(user_src.status());
+  ReportModuleSelection(ctx.globals(), ctx.err());
   auto module = hsm::Module::Load(ctx.globals().module, ctx.globals().module_init_args);
   if (!module.ok()) return ctx.Fail(module.status());
   hsm::Pin so_pin;  // empty with --no-so-pin
@@ -211,6 +213,7 @@ int TokenInit(Context& ctx, const Args& args) {
   auto info = (*module)->InitToken(vm["label"].as<std::string>(), so_pin, *user_pin,
                                    factory_pin ? &*factory_pin : nullptr);
   if (!info.ok()) return ctx.Fail(info.status());
+  if (ctx.globals().verbose) ctx.err() << "kubehsm: initialized " << DescribeToken(*info) << "\n";
   ctx.out() << "initialized token " << info->Uri() << "\n";
   return kExitOk;
 }

@@ -155,10 +155,17 @@ int RunServe(Context& ctx, const Args& args) {
 
   const GlobalOptions globals = ctx.globals();
   const std::size_t sessions = o.sessions;
-  service::BackendFactory factory = [globals, sessions,
-                                     kept_pin]() -> Result<std::unique_ptr<service::SignerBackend>> {
+  ReportTokenSelection(globals, ctx.err());
+  std::ostream& err = ctx.err();  // outlives Serve, hence every call of the factory
+  service::BackendFactory factory = [globals, sessions, kept_pin,
+                                     &err]() -> Result<std::unique_ptr<service::SignerBackend>> {
     hsm::HsmOptions h = TokenSession::HsmOptionsFor(globals);
     h.pin = kept_pin.get();
+    if (globals.verbose) {
+      h.on_token_selected = [&err](const hsm::TokenInfo& info) {
+        err << "kubehsm: using " << DescribeToken(info) << "\n" << std::flush;
+      };
+    }
     // The token's session pool and pkcs11-provider's cache both sized for the signing threads.
     h.sessions = sessions;
     KH_ASSIGN_OR_RETURN(std::unique_ptr<hsm::Hsm> opened, hsm::Hsm::Open(h));

@@ -12,12 +12,14 @@
 namespace kubehsm::cli {
 namespace po = boost::program_options;
 
-po::options_description ClusterConfigFlags(const std::string& title) {
+po::options_description ClusterConfigFlags(const std::string& title, FlagsFor command) {
   po::options_description d(title);
   d.add_options()
       ("config", po::value<std::string>(), "kubeadm configuration file (InitConfiguration + ClusterConfiguration)")
-      ("cert-dir", po::value<std::string>()->default_value("/etc/kubernetes/pki"),
-       "where certificates and keys are written (default: the config's certificatesDir)")
+      // No default_value: Boost would print it beside the text's own, and the default depends on --config.
+      ("cert-dir", po::value<std::string>(),
+       "where certificates and keys are written; default: the config's certificatesDir with --config, "
+       "else /etc/kubernetes/pki")
       ("kubeconfig-dir", po::value<std::string>()->default_value("/etc/kubernetes"), "where kubeconfig files go")
       ("node-name", po::value<std::string>(), "node name (default: lower-cased hostname)")
       ("advertise-address", po::value<std::string>(), "API server advertise address (alias: --apiserver-advertise-address)")
@@ -34,8 +36,12 @@ po::options_description ClusterConfigFlags(const std::string& title) {
         "; default: the config's kubernetesVersion, else " + signer::pki::VersionName(signer::pki::DefaultKubernetesVersion()) +
         "); selects kubeadm's profile differences between versions").c_str())
       ("overwrite", po::bool_switch(),
-       "repair what does not pair up: create a missing CA key, re-issue a CA certificate from the token key, "
-       "regenerate leaves and kubeconfigs that no longer match (never deletes a token key)");
+       command == FlagsFor::kInit
+           ? "repair what does not pair up: create a missing CA key, re-issue a CA certificate from the token key, "
+             "regenerate leaves and kubeconfigs that no longer match (never deletes a token key)"
+           // certs issue only copies the CA certificates: it never creates or re-issues a CA.
+           : "replace CA certificates and sa.pub in --cert-dir that differ from --ca-dir's, and regenerate leaves "
+             "and kubeconfigs that no longer match (never creates, re-issues or deletes a CA or a token key)");
   return d;
 }
 
@@ -68,7 +74,8 @@ Result<signer::pki::PkiOptions> PkiOptionsFromFlags(Context& ctx, const po::vari
   const std::string config_file = vm.count("config") != 0 ? vm["config"].as<std::string>() : "";
   KH_ASSIGN_OR_RETURN(signer::pki::ClusterConfig config, signer::pki::ResolveClusterConfig(config_file, o));
   signer::pki::PkiOptions options;
-  options.cert_dir = vm["cert-dir"].defaulted() && !config_file.empty() ? config.cert_dir : vm["cert-dir"].as<std::string>();
+  // config.cert_dir is the config's certificatesDir, or /etc/kubernetes/pki without --config.
+  options.cert_dir = vm.count("cert-dir") != 0 ? vm["cert-dir"].as<std::string>() : config.cert_dir;
   options.kubeconfig_dir = vm["kubeconfig-dir"].as<std::string>();
   options.config = std::move(config);
   options.overwrite = vm.count("overwrite") != 0 && vm["overwrite"].as<bool>();

@@ -1,9 +1,12 @@
 #include "cli/token_key_store.h"
 
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "common/terminal_text.h"
 
 namespace kubehsm::cli {
 
@@ -71,9 +74,47 @@ hsm::HsmOptions TokenSession::HsmOptionsFor(const GlobalOptions& globals) {
   return o;
 }
 
-Result<std::unique_ptr<TokenSession>> TokenSession::Open(const GlobalOptions& globals, hsm::OpenStep* failed_step) {
-  KH_ASSIGN_OR_RETURN(std::unique_ptr<hsm::Hsm> h, hsm::Hsm::Open(HsmOptionsFor(globals), failed_step));
+Result<std::unique_ptr<TokenSession>> TokenSession::Open(const GlobalOptions& globals, std::ostream& err,
+                                                           hsm::OpenStep* failed_step) {
+  hsm::HsmOptions options = HsmOptionsFor(globals);
+  if (globals.verbose) {
+    ReportTokenSelection(globals, err);
+    options.on_token_selected = [&err](const hsm::TokenInfo& info) {
+      err << "kubehsm: using " << DescribeToken(info) << "\n" << std::flush;
+    };
+  }
+  KH_ASSIGN_OR_RETURN(std::unique_ptr<hsm::Hsm> h, hsm::Hsm::Open(options, failed_step));
   return std::make_unique<TokenSession>(std::move(h));
+}
+
+void ReportModuleSelection(const GlobalOptions& globals, std::ostream& err) {
+  if (!globals.verbose) return;
+  if (globals.config_file.empty()) {
+    err << "kubehsm: no config file (searched $KUBEHSM_CONFIG, $XDG_CONFIG_HOME or ~/.config/kubehsm/kubehsm.conf, "
+           "/etc/kubehsm/kubehsm.conf): command-line options and built-in defaults\n";
+  } else {
+    err << "kubehsm: config file " << EscapeForTerminal(globals.config_file) << "\n";
+  }
+  err << "kubehsm: module " << EscapeForTerminal(globals.module)
+      << (globals.module_init_args.empty() ? "" : " (with C_Initialize arguments)") << "\n"
+      << std::flush;
+}
+
+void ReportTokenSelection(const GlobalOptions& globals, std::ostream& err) {
+  if (!globals.verbose) return;
+  ReportModuleSelection(globals, err);
+  // A pin source names where the PIN is (env:VAR, file:PATH, fd:N, prompt), never the PIN.
+  err << "kubehsm: token " << EscapeForTerminal(globals.token_uri) << ", PIN from "
+      << EscapeForTerminal(globals.pin_source.empty() ? std::string("the token URI's pin-source, else prompt")
+                                                      : globals.pin_source)
+      << "\n"
+      << std::flush;
+}
+
+std::string DescribeToken(const hsm::TokenInfo& info) {
+  return "slot " + std::to_string(info.slot_id) + ": token '" + EscapeForTerminal(info.label) + "' (" +
+         EscapeForTerminal(info.manufacturer) + " " + EscapeForTerminal(info.model) + ", serial " +
+         EscapeForTerminal(info.serial) + ")";
 }
 
 }  // namespace kubehsm::cli

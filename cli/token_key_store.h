@@ -2,7 +2,9 @@
 // through pkcs11-provider. Only cli/ (the composition root) knows both sides.
 #pragma once
 
+#include <iosfwd>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -33,7 +35,10 @@ class TokenKeyStore final : public signer::KeyStore {
 class TokenSession final {
  public:
   // Opens the module and token named by `globals` and logs in; `failed_step` as in hsm::Hsm::Open.
-  static Result<std::unique_ptr<TokenSession>> Open(const GlobalOptions& globals, hsm::OpenStep* failed_step = nullptr);
+  // With globals.verbose, first writes ReportTokenSelection's lines and, once the token is found
+  // (before login), its slot to `err`.
+  static Result<std::unique_ptr<TokenSession>> Open(const GlobalOptions& globals, std::ostream& err,
+                                                    hsm::OpenStep* failed_step = nullptr);
   // The hsm options `globals` select (module, token, PIN source, init args, CKA_LOCAL policy).
   static hsm::HsmOptions HsmOptionsFor(const GlobalOptions& globals);
 
@@ -48,5 +53,14 @@ class TokenSession final {
   std::unique_ptr<hsm::Hsm> hsm_;
   TokenKeyStore store_;
 };
+
+// With globals.verbose (-v), writes to `err` which config file and module a command uses (never a
+// PIN), one "kubehsm: ..." line each; nothing otherwise. For commands that load the module only.
+void ReportModuleSelection(const GlobalOptions& globals, std::ostream& err);
+// ReportModuleSelection plus the token URI and the PIN source (its kind and file or variable name,
+// never its contents), for commands that open a token.
+void ReportTokenSelection(const GlobalOptions& globals, std::ostream& err);
+// "slot 5: token 'kubehsm' (SoftHSM project SoftHSM v2, serial 1b67...)", escaped for a terminal.
+std::string DescribeToken(const hsm::TokenInfo& info);
 
 }  // namespace kubehsm::cli

@@ -16,6 +16,7 @@ Result<std::unique_ptr<Hsm>> Hsm::Open(const HsmOptions& options, OpenStep* fail
   KH_ASSIGN_OR_RETURN(std::unique_ptr<Module> module, Module::Load(module_path, options.module_init_args));
   step = OpenStep::kToken;
   KH_ASSIGN_OR_RETURN(TokenInfo info, module->FindToken(uri));
+  if (options.on_token_selected) options.on_token_selected(info);
   Token::Options topts;
   topts.max_idle_sessions = options.sessions;
   topts.require_cka_local = !options.allow_keys_without_cka_local;

@@ -2,6 +2,7 @@
 // owned together and torn down in the only safe order (provider, then sessions, then module).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -27,6 +28,9 @@ struct HsmOptions {
   // A PIN read earlier, used instead of pin_source (borrowed; `kubehsm serve` keeps an env: PIN,
   // which ReadPin removes from the environment, to re-open the token after a failure).
   const Pin* pin = nullptr;
+  // Called once the URI has selected a token, before the PIN is read and before C_Login, so a
+  // caller can say which slot and token it is about to log in to even when the login fails.
+  std::function<void(const TokenInfo&)> on_token_selected;
 };
 
 // The step of Hsm::Open that failed, so a caller can tell a PIN that could not be read (no

@@ -11,3 +11,5 @@ if(TARGET cli_keys_e2e_test)
   target_compile_definitions(cli_keys_e2e_test PRIVATE KUBEHSM_FAULT_PKCS11_PATH="$<TARGET_FILE:kubehsm_fault_pkcs11>")
   add_dependencies(cli_keys_e2e_test kubehsm_fault_pkcs11)
 endif()
+# -v on each command family that opens a token: config file, module, slot and token on stderr.
+kubehsm_test(cli_verbose_e2e_test LABEL e2e SOURCES cli/verbose_cli_test.cc)
