@@ -346,9 +346,7 @@ int CertsSignDir(Context& ctx, const Args& args) {
   int code = 0;
   if (!ParseArgs(ctx,
                  "kubehsm certs sign-dir --config FILE (--cert-dir DIR --kubeconfig-dir DIR | --in-tar FILE "
-                 "--out-tar FILE) [--ca-dir DIR] [--node-set init|control-plane-join] [--renew]
-
-Signs the "
+                 "--out-tar FILE) [--ca-dir DIR] [--node-set init|control-plane-join] [--renew]\n\nSigns the "
                  "output of 'kubeadm certs generate-csr' for kubeadm's external-CA mode, or with --renew the output "
                  "of 'kubehsm certs renewal-csrs': every CSR is checked against its kubeadm profile under --config "
                  "(and its kubernetesVersion) first and any problem refuses the whole run. A joining control-plane "
