@@ -50,7 +50,8 @@ Status RequireNodeIdentity(const ClusterConfig& config) {
   if (config.node_name_from_host) {
     return InvalidArgument("the kubeadm config sets no " + doc +
                            ".nodeRegistration.name, so the node name would be this signing box's hostname '" +
-                           config.node_name + "': set nodeRegistration.name to the name of the node that made the "
+                           config.node_name +
+                           "': set nodeRegistration.name to the name of the node that made the "
                            "CSRs (the name it ran 'kubeadm certs generate-csr' with; kubeadm's default is that "
                            "node's hostname)");
   }
@@ -321,7 +322,8 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
     for (const KubeconfigProfile& kc : KubeconfigProfiles()) {
       const fs::path conf = options.kubeconfig_dir / kc.file_name;
       if (!PathExists(conf) && !IsSymlink(conf)) continue;
-      const bool signed_here = std::any_of(items.begin(), items.end(), [&](const Item& i) { return i.kubeconfig == &kc; });
+      const bool signed_here =
+          std::any_of(items.begin(), items.end(), [&](const Item& i) { return i.kubeconfig == &kc; });
       if (signed_here) continue;
       problems.Add(conf, !InNodeSet(kc, options.node_set)
                              ? "not part of the control-plane-join set: a joining control-plane node gets no " +

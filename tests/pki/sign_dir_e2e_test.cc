@@ -490,8 +490,8 @@ class SignDirTarTest : public SignDirTest {
     return tar;
   }
   std::vector<std::string> TarArgs(const fs::path& in, const fs::path& out, std::vector<std::string> extra = {}) {
-    std::vector<std::string> a = {"certs",        "sign-dir",   "--config",   Config().string(), "--in-tar",
-                                  in.string(),    "--out-tar",  out.string(), "--ca-dir",        ca_dir().string()};
+    std::vector<std::string> a = {"certs",     "sign-dir",  "--config",   Config().string(), "--in-tar",
+                                  in.string(), "--out-tar", out.string(), "--ca-dir",        ca_dir().string()};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -699,8 +699,9 @@ TEST_F(SignDirTest, ConfigWithoutNodeNameOrAddressIsRefusedNamingTheField) {
                 "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: cp1\n---\n"
                 "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nencryptionAlgorithm: ECDSA-P256\n");
   for (const auto& [config, field] : std::vector<std::pair<fs::path, std::string>>{
-           {no_name, "sets no InitConfiguration.nodeRegistration.name, so the node name would be this signing box's "
-                     "hostname"},
+           {no_name,
+            "sets no InitConfiguration.nodeRegistration.name, so the node name would be this signing box's "
+            "hostname"},
            // (On a box without a usable address, loading --config already says to set the field.)
            {no_address, "InitConfiguration.localAPIEndpoint.advertiseAddress"}}) {
     auto r = Kubehsm({"certs", "sign-dir", "--config", config.string(), "--cert-dir", (Node() / "pki").string(),
