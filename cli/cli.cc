@@ -234,6 +234,11 @@ Result<ledger::Ledger*> Context::Ledger() {
   return ledger_.get();
 }
 
+Result<fs::path> Context::WorkRoot() {
+  KH_RETURN_IF_ERROR(PrepareStateDir(globals_.state_dir));
+  return fs::path(globals_.state_dir) / "work";
+}
+
 Status Context::CheckAudit() {
   KH_RETURN_IF_ERROR(PrepareStateDir(globals_.state_dir));
   return Audit().CheckAppendable();

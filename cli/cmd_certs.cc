@@ -16,6 +16,7 @@
 #include "cli/issuance_recorder.h"
 #include "cli/pki_flags.h"
 #include "common/file_util.h"
+#include "common/private_work_dir.h"
 #include "common/terminal_text.h"
 #include "signer/pki/csr.h"
 #include "signer/pki/csr_archive.h"
@@ -325,13 +326,16 @@ int CertsSignDir(Context& ctx, const Args& args) {
   po::options_description d("kubehsm certs sign-dir options");
   d.add_options()("config", po::value<std::string>()->required(),
                   "the node's kubeadm configuration: the one it ran 'kubeadm certs generate-csr' with, or its "
-                  "join file (JoinConfiguration + the cluster's ClusterConfiguration)")(
+                  "join file (JoinConfiguration + the cluster's ClusterConfiguration); it must set "
+                  "nodeRegistration.name and the advertise address (this box's own are never the node's)")(
       "cert-dir", po::value<std::string>(), "generate-csr's --cert-dir (required unless --in-tar)")(
       "kubeconfig-dir", po::value<std::string>(), "generate-csr's --kubeconfig-dir (required unless --in-tar)")(
       "ca-dir", po::value<std::string>()->default_value("/etc/kubernetes/pki"),
       "where this signing box keeps ca.crt, etcd/ca.crt, front-proxy-ca.crt (the --cert-dir of its own "
       "'kubehsm init phase ca'); the keys are in the token")(
-      "in-tar", po::value<std::string>(), "read the generate-csr layout from this tar archive (pki/... and *.conf)")(
+      "in-tar", po::value<std::string>(),
+      "read the generate-csr layout from this tar archive (pki/... and *.conf), unpacked under <state-dir>/work "
+      "(a killed run's leftovers are removed by the next run); every kubeconfig in it must be one the run signs")(
       "out-tar", po::value<std::string>(), "write the signed results into this tar archive")(
       "node-set", po::value<std::string>(),
       "init: the first node's full set (7 leaves, 5 kubeconfigs); control-plane-join: a joining control-plane "
@@ -378,28 +382,60 @@ int CertsSignDir(Context& ctx, const Args& args) {
   options.node_set = node_set.value_or(join_config ? signer::pki::NodeSet::kControlPlaneJoin : signer::pki::NodeSet::kInit);
   options.ca_dir = vm["ca-dir"].as<std::string>();
   options.renew = vm["renew"].as<bool>();
-  std::unique_ptr<WorkDir> work;
+  // Tar mode unpacks into a private directory under the state directory (the kubeconfigs carry
+  // client keys): a killed run's directory is removed by the next run, never left in /tmp. Every
+  // name shown or audited is the archive's ("csrs.tar:pki/etcd/server.csr"), never that directory.
+  std::unique_ptr<PrivateWorkDir> work;
   if (vm.count("cert-dir") != 0) options.cert_dir = vm["cert-dir"].as<std::string>();
   if (vm.count("kubeconfig-dir") != 0) options.kubeconfig_dir = vm["kubeconfig-dir"].as<std::string>();
+  const std::string in_archive = in_tar ? vm["in-tar"].as<std::string>() : "";
+  const std::string out_archive = in_tar ? vm["out-tar"].as<std::string>() : "";
+  auto unwork = [&work, &in_archive](std::string text) {
+    if (!work) return text;
+    const std::string prefix = work->path().string();
+    for (std::size_t at = 0; (at = text.find(prefix, at)) != std::string::npos;) {
+      const bool member = at + prefix.size() < text.size() && text[at + prefix.size()] == '/';
+      text.replace(at, prefix.size() + (member ? 1 : 0), member ? in_archive + ":" : in_archive);
+      at += in_archive.size();
+    }
+    return text;
+  };
+  auto fail = [&](const Status& s) { return ctx.Fail(Status(s.code(), unwork(s.message()))); };
   if (in_tar) {
     if (options.cert_dir.empty() || options.kubeconfig_dir.empty()) {
-      auto w = WorkDir::Create();
+      auto root = ctx.WorkRoot();
+      if (!root.ok()) return ctx.Fail(root.status());
+      auto w = PrivateWorkDir::Create(*root, "sign-dir-");
       if (!w.ok()) return ctx.Fail(w.status());
       work = std::move(*w);
+      if (work->removed_stale() > 0) {
+        ctx.out() << "[sign-dir] Removed " << work->removed_stale()
+                  << (work->removed_stale() == 1 ? " working directory" : " working directories")
+                  << " left by an interrupted earlier run in " << EscapeForTerminal(root->string()) << "\n";
+      }
       if (options.kubeconfig_dir.empty()) options.kubeconfig_dir = work->path();
       if (options.cert_dir.empty()) options.cert_dir = work->path() / "pki";
     }
-    const std::string archive = vm["in-tar"].as<std::string>();
-    Status s = signer::pki::ExtractGenerateCsrArchive(archive, options.cert_dir, options.kubeconfig_dir);
+    Status s = signer::pki::ExtractGenerateCsrArchive(in_archive, options.cert_dir, options.kubeconfig_dir);
     if (!s.ok()) {
-      AuditCsrRefused(ctx, archive, "sign-dir", s.message());
-      return ctx.Fail(s);
+      AuditCsrRefused(ctx, in_archive, "sign-dir", unwork(s.message()));
+      return fail(s);
     }
+    options.from_archive = true;
+    options.display_name = [&work, &in_archive, &out_archive](const fs::path& file, bool output) {
+      if (!work) return file.string();
+      const fs::path rel = file.lexically_relative(work->path());
+      if (rel.empty() || *rel.begin() == "..") return file.string();  // not unpacked (e.g. --cert-dir given)
+      const std::string& archive = output ? out_archive : in_archive;
+      return rel == "." ? archive : archive + ":" + rel.generic_string();
+    };
   }
   // Progress lines quote file names and refusal reasons taken from the media: escaped.
-  options.progress = [&ctx](const std::string& line) { ctx.out() << EscapeForTerminal(line) << "\n" << std::flush; };
-  options.refused = [&ctx](const std::string& file, const std::string& reason) {
-    AuditCsrRefused(ctx, file, "sign-dir", reason);
+  options.progress = [&ctx, &unwork](const std::string& line) {
+    ctx.out() << EscapeForTerminal(unwork(line)) << "\n" << std::flush;
+  };
+  options.refused = [&ctx, &unwork](const std::string& file, const std::string& reason) {
+    AuditCsrRefused(ctx, unwork(file), "sign-dir", unwork(reason));
   };
   auto store = ctx.KeyStore();
   if (!store.ok()) return ctx.Fail(store.status());
@@ -407,11 +443,11 @@ int CertsSignDir(Context& ctx, const Args& args) {
   if (!recorder.ok()) return ctx.Fail(recorder.status());
   options.record = *recorder;
   auto r = signer::pki::SignGenerateCsrDir(**store, options);
-  if (!r.ok()) return ctx.Fail(r.status());
+  if (!r.ok()) return fail(r.status());
   if (in_tar) {
-    Status s = signer::pki::WriteSignedArchive(vm["out-tar"].as<std::string>(), options.cert_dir, options.kubeconfig_dir);
-    if (!s.ok()) return ctx.Fail(s);
-    ctx.out() << "[sign-dir] Wrote " << EscapeForTerminal(vm["out-tar"].as<std::string>()) << "\n";
+    Status s = signer::pki::WriteSignedArchive(out_archive, options.cert_dir, options.kubeconfig_dir);
+    if (!s.ok()) return fail(s);
+    ctx.out() << "[sign-dir] Wrote " << EscapeForTerminal(out_archive) << "\n";
   }
   return kExitOk;
 }

@@ -2,6 +2,7 @@
 // streams. Commands parse their own options (Boost.Program_options), call the modules and print.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <initializer_list>
 #include <iosfwd>
@@ -65,6 +66,9 @@ class Context final {
   // owner root or us, not writable by others, no symlinks); kPermissionDenied otherwise.
   Result<ledger::Ledger*> Ledger();
   ledger::AuditLog& Audit();
+  // <state_dir>/work, after the state directory checks of Ledger(): where a command keeps files that
+  // must not outlive it (see common/private_work_dir.h). kPermissionDenied as Ledger().
+  Result<std::filesystem::path> WorkRoot();
   // Checks the state directory and audit.log (as Ledger()) and that the log takes an append.
   Status CheckAudit();
   // Appends a security event to the audit trail after the same checks. For events that hand

@@ -881,6 +881,7 @@ Result<ClusterConfig> ParseKubeadmConfig(std::string_view yaml, const HostDefaul
   if (config.node_name.empty()) {
     if (!host.node_name) return FailedPrecondition("no node name given and no way to detect one");
     KH_ASSIGN_OR_RETURN(config.node_name, host.node_name());
+    config.node_name_from_host = true;
   }
   bool v4 = false;
   const bool unspecified = config.advertise_address == "0.0.0.0" || config.advertise_address == "::";
@@ -889,6 +890,7 @@ Result<ClusterConfig> ParseKubeadmConfig(std::string_view yaml, const HostDefaul
   if (needs_address && (config.advertise_address.empty() || (unspecified && ParseIp(config.advertise_address, &v4)))) {
     if (!host.advertise_address) return FailedPrecondition("no advertise address given and no way to detect one");
     KH_ASSIGN_OR_RETURN(config.advertise_address, host.advertise_address());
+    config.advertise_address_from_host = true;
   }
   KH_RETURN_IF_ERROR(ValidateClusterConfig(config));
   return config;

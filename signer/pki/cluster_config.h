@@ -32,6 +32,10 @@ struct ClusterConfig {
   // localAPIEndpoint.advertiseAddress (JoinConfiguration: controlPlane.localAPIEndpoint);
   // default: default-route interface IP
   std::string advertise_address;
+  // The config left these out (or gave 0.0.0.0 / ::), so they are this host's: right on the node
+  // itself, wrong on a signing box (sign-dir refuses such a config).
+  bool node_name_from_host = false;
+  bool advertise_address_from_host = false;
   int bind_port = 6443;                // localAPIEndpoint.bindPort (JoinConfiguration: controlPlane.localAPIEndpoint)
   std::string control_plane_endpoint;  // "" or "host[:port]" (IPv6 hosts bracketed)
   std::string service_subnet = "10.96.0.0/12";  // networking.serviceSubnet (may be comma-separated dual-stack)

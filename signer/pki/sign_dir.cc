@@ -37,9 +37,33 @@ struct Item {
 };
 
 struct Problems {
+  std::function<std::string(const fs::path&)> name;  // how a file is named (SignDirOptions::display_name)
   std::vector<std::pair<std::string, std::string>> list;
-  void Add(const fs::path& file, std::string reason) { list.emplace_back(file.string(), std::move(reason)); }
+  void Add(const fs::path& file, std::string reason) { list.emplace_back(name(file), std::move(reason)); }
 };
+
+// Refuses a config whose node name or advertise address were filled in from this host: sign-dir
+// runs on the signing box, whose hostname and address are not the node's.
+Status RequireNodeIdentity(const ClusterConfig& config) {
+  const bool join = config.node_role != NodeRole::kInit;
+  const std::string doc = join ? "JoinConfiguration" : "InitConfiguration";
+  if (config.node_name_from_host) {
+    return InvalidArgument("the kubeadm config sets no " + doc +
+                           ".nodeRegistration.name, so the node name would be this signing box's hostname '" +
+                           config.node_name +
+                           "': set nodeRegistration.name to the name of the node that made the "
+                           "CSRs (the name it ran 'kubeadm certs generate-csr' with; kubeadm's default is that "
+                           "node's hostname)");
+  }
+  if (config.advertise_address_from_host) {
+    const std::string field = join ? "JoinConfiguration.controlPlane.localAPIEndpoint.advertiseAddress"
+                                   : "InitConfiguration.localAPIEndpoint.advertiseAddress";
+    return InvalidArgument("the kubeadm config sets no " + field +
+                           ", so the address would be this signing box's own (" + config.advertise_address +
+                           "): set it to the IP address of the node that made the CSRs");
+  }
+  return OkStatus();
+}
 
 std::string Trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
@@ -154,12 +178,17 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
   };
   const ClusterConfig& config = options.config;
   KH_RETURN_IF_ERROR(RequireControlPlaneNode(config));
+  KH_RETURN_IF_ERROR(RequireNodeIdentity(config));
+  auto shown = [&](const fs::path& file, bool output = false) {
+    return options.display_name ? options.display_name(file, output) : file.string();
+  };
   Problems problems;
+  problems.name = [&](const fs::path& file) { return shown(file); };
   CsrCheckContext ctx;
   ctx.config = &config;
 
   // ---- 1. Read and check everything; sign nothing yet. ----
-  say("[sign-dir] Checking the CSRs in \"" + options.cert_dir.string() + "\" and \"" + options.kubeconfig_dir.string() +
+  say("[sign-dir] Checking the CSRs in \"" + shown(options.cert_dir) + "\" and \"" + shown(options.kubeconfig_dir) +
       "\"");
   std::vector<Item> items;
   auto read_csr = [&](Item& item) -> bool {
@@ -242,7 +271,7 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
           Result<std::string> url = KubeconfigServerUrl(kc, config);
           const std::string want_server = url.ok() ? *url : "";
           if (creds->server != want_server) {
-            say("[sign-dir] WARNING: " + item.out_path.string() + " uses server " + creds->server +
+            say("[sign-dir] WARNING: " + shown(item.out_path) + " uses server " + creds->server +
                 ", the config gives " + want_server);
           }
           item.existing_cert_pem = creds->client_cert_pem;
@@ -253,7 +282,7 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
   }
 
   if (options.renew && items.empty()) {
-    problems.Add(options.cert_dir, "no renewal CSR here or in " + options.kubeconfig_dir.string() +
+    problems.Add(options.cert_dir, "no renewal CSR here or in " + shown(options.kubeconfig_dir) +
                                        " (kubehsm certs renewal-csrs writes them)");
   }
 
@@ -284,6 +313,24 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
                                    std::string(kc->file_name) +
                                    " (kubeadm writes super-admin.conf on init only; join's kubelet TLS bootstrap "
                                    "writes kubelet.conf); remove it and its kubeconfig from the node's output");
+    }
+  }
+
+  // From an archive, every kubeconfig goes back into the signed archive: one this run does not sign
+  // would travel back unsigned, client key included, looking like a result.
+  if (options.from_archive) {
+    for (const KubeconfigProfile& kc : KubeconfigProfiles()) {
+      const fs::path conf = options.kubeconfig_dir / kc.file_name;
+      if (!PathExists(conf) && !IsSymlink(conf)) continue;
+      const bool signed_here =
+          std::any_of(items.begin(), items.end(), [&](const Item& i) { return i.kubeconfig == &kc; });
+      if (signed_here) continue;
+      problems.Add(conf, !InNodeSet(kc, options.node_set)
+                             ? "not part of the control-plane-join set: a joining control-plane node gets no " +
+                                   std::string(kc.file_name) + "; remove it from the archive"
+                             : "has no " + std::string(kc.file_name) +
+                                   ".csr beside it, so it would go back unsigned with its client key; add its CSR "
+                                   "or remove it from the archive");
     }
   }
 
@@ -397,7 +444,7 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
     const CsrSigningCa& ca = cas.at(item.profile.ca);
     std::string cert_pem = item.existing_cert_pem;
     if (item.keep && item.leaf != nullptr) {
-      say("[sign-dir] Using existing " + item.out_path.string());
+      say("[sign-dir] Using existing " + shown(item.out_path, true));
       ++summary.kept;
       continue;
     }
@@ -410,13 +457,13 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
     if (item.leaf != nullptr || item.conf_text.empty()) {  // a leaf, or a renewed kubeconfig's <conf>.crt
       KH_RETURN_IF_ERROR(EnsureDirectory(item.out_path.parent_path(), kDirMode));
       KH_RETURN_IF_ERROR(WriteFileAtomic(item.out_path, cert_pem, kCertMode));
-      say("[sign-dir] Signed \"" + item.name + "\" -> " + item.out_path.string());
+      say("[sign-dir] Signed \"" + item.name + "\" -> " + shown(item.out_path, true));
       continue;
     }
     KH_ASSIGN_OR_RETURN(std::string ca_pem, CertificateToPem(ca.cert.get()));
     Result<KubeconfigCredentials> creds = ReadKubeconfig(item.conf_text);
     if (item.keep && creds.ok() && Trim(creds->ca_pem) == Trim(ca_pem)) {
-      say("[sign-dir] Using existing " + item.out_path.string());
+      say("[sign-dir] Using existing " + shown(item.out_path, true));
       ++summary.kept;
       continue;
     }
@@ -424,7 +471,7 @@ Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions&
     KH_ASSIGN_OR_RETURN(std::string updated,
                         UpdateKubeconfigCredentials(item.conf_text, cert_pem, std::nullopt, ca_pem));
     KH_RETURN_IF_ERROR(WriteFileAtomic(item.out_path, updated, kKubeconfigMode));
-    say("[sign-dir] Signed \"" + item.name + "\" -> " + item.out_path.string());
+    say("[sign-dir] Signed \"" + item.name + "\" -> " + shown(item.out_path, true));
   }
   say("[sign-dir] Done: " + std::to_string(summary.signed_certs) + " certificate(s) signed, " +
       std::to_string(summary.kept) + " kept from an earlier run, " + std::to_string(summary.ca_written) +

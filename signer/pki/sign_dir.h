@@ -69,6 +69,14 @@ struct SignDirOptions {
   // the kubeconfig there, the certificate goes into it as on first issuance. The checks are those
   // of first issuance.
   bool renew = false;
+  // How files are named in progress lines, refusals (`refused`) and errors; empty: the path. `output`
+  // is true for a file the run writes. Tar mode names archive members: "csrs.tar:pki/etcd/server.csr"
+  // for an input, "signed.tar:pki/etcd/server.crt" for an output, never the working directory.
+  std::function<std::string(const std::filesystem::path& file, bool output)> display_name;
+  // The layout was unpacked from an archive and the outputs go back into one (sign-dir --in-tar):
+  // a kubeconfig there that the run does not sign (outside the node set, or without its CSR) is a
+  // problem, since it would travel back unsigned, with its client key, as if it were a result.
+  bool from_archive = false;
 };
 
 struct SignDirSummary {
@@ -77,9 +85,12 @@ struct SignDirSummary {
   int ca_written = 0;    // CA certificates placed
 };
 
-// Runs the whole job (see the file comment). Fails with kPermissionDenied "refusing to sign
-// anything: N problem(s): ..." when a check fails; with the first I/O, token or recorder error
-// during signing (each file written so far is complete and recorded).
+// Runs the whole job (see the file comment). Fails with kInvalidArgument, before reading any file,
+// when the config names no node (nodeRegistration.name) or no advertise address: on a signing box
+// those defaults would be the box's own hostname and address, not the node's. Fails with
+// kPermissionDenied "refusing to sign anything: N problem(s): ..." when a check fails; with the
+// first I/O, token or recorder error during signing (each file written so far is complete and
+// recorded).
 Result<SignDirSummary> SignGenerateCsrDir(KeyStore& store, const SignDirOptions& options);
 
 // The files of a generate-csr layout relative to the directory a tar archive is packed from:

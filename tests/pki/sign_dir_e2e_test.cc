@@ -472,6 +472,248 @@ TEST_F(SignDirTest, TwoConcurrentProcessesNeverProduceDuplicateSerials) {
   EXPECT_EQ(Kubehsm({"audit", "verify"}).exit_code, 0) << "concurrent appends keep the chain intact";
 }
 
+// ---- tar mode: archive names, the private working directory, kubeconfigs not signed ---------
+
+class SignDirTarTest : public SignDirTest {
+ protected:
+  void SetUp() override {
+    SignDirTest::SetUp();
+    fs::create_directories(tmp());
+    tar_env_ = env();
+    tar_env_["TMPDIR"] = tmp().string();  // a run that used /tmp would leave its traces here
+  }
+  fs::path tmp() const { return dir() / "tmp"; }
+  fs::path work_root() const { return token_.dir() / "work"; }  // <state-dir>/work
+  fs::path Tar(const fs::path& node, const std::string& name = "csrs.tar") {
+    const fs::path tar = dir() / name;
+    EXPECT_EQ(RunProcess({"tar", "-C", node.string(), "-cf", tar.string(), "."}).exit_code, 0);
+    return tar;
+  }
+  std::vector<std::string> TarArgs(const fs::path& in, const fs::path& out, std::vector<std::string> extra = {}) {
+    std::vector<std::string> a = {"certs",     "sign-dir",  "--config",   Config().string(), "--in-tar",
+                                  in.string(), "--out-tar", out.string(), "--ca-dir",        ca_dir().string()};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  ProcessResult SignTar(const fs::path& in, const fs::path& out, std::vector<std::string> extra = {}) {
+    return RunProcess(KubehsmArgv(TarArgs(in, out, std::move(extra))), tar_env_);
+  }
+  // Starts a tar-mode sign-dir that unpacks the archive and then blocks reading its PIN from a pipe
+  // (--pin-source fd:3); returns its pid and stores the pipe's write end in `pin_fd`.
+  pid_t StartBlockedOnPin(const fs::path& in, const fs::path& out, int& pin_fd) {
+    int fds[2];
+    EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    std::vector<std::string> args = TarArgs(in, out);
+    args.insert(args.begin(), {"--pin-source", "fd:3"});
+    testing::SpawnArgs spawn(KubehsmArgv(args), tar_env_);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, fds[0], 3);
+    pid_t pid = -1;
+    EXPECT_EQ(posix_spawn(&pid, spawn.argv()[0], &fa, nullptr, spawn.argv(), spawn.envp()), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(fds[0]);
+    pin_fd = fds[1];
+    return pid;
+  }
+  // Every regular file under the run's possible working places (TMPDIR and the state directory).
+  std::vector<fs::path> FilesUnderWorkPlaces() const {
+    std::vector<fs::path> files;
+    for (const fs::path& root : {tmp(), token_.dir()}) {
+      std::error_code ec;
+      for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
+           it.increment(ec)) {
+        if (it->is_regular_file()) files.push_back(it->path());
+      }
+    }
+    return files;
+  }
+  // Waits until a run has unpacked its archive (the last member it writes is super-admin.conf.csr).
+  bool WaitForUnpacked(pid_t pid) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      for (const fs::path& f : FilesUnderWorkPlaces()) {
+        if (f.filename() == "super-admin.conf.csr") return true;
+      }
+      if (::waitpid(pid, nullptr, WNOHANG) == pid) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  }
+  std::map<std::string, std::string> tar_env_;
+};
+
+TEST_F(SignDirTarTest, OutputRefusalsAndAuditNameArchiveMembersNeverTheWorkingDirectory) {
+  GenerateCsrs(Node());
+  testutil::CsrRequest other;
+  other.cn = "cp2";
+  other.sans = "DNS:cp2,DNS:localhost,IP:192.0.2.1";
+  WriteTestFile(Node() / "pki/etcd/server.csr", testutil::MakeCsr(other));
+  fs::remove(Node() / "pki/etcd/server.key");
+  const fs::path in = Tar(Node());
+  const fs::path out = dir() / "signed.tar";
+  auto refused = SignTar(in, out);
+  EXPECT_EQ(refused.exit_code, 2) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find(in.string() + ":pki/etcd/server.csr: disallowed CN 'cp2'"), std::string::npos)
+      << refused.err;
+  EXPECT_NE(refused.out.find("[sign-dir] REFUSED " + in.string() + ":pki/etcd/server.csr: "), std::string::npos)
+      << refused.out;
+  EXPECT_NE(refused.out.find("Checking the CSRs in \"" + in.string() + ":pki\" and \"" + in.string() + "\""),
+            std::string::npos)
+      << refused.out;
+  EXPECT_FALSE(fs::exists(out));
+  // The audit record names the member as the operator knows it.
+  const std::string audit_refused = ReadTestFile(audit_path());
+  EXPECT_NE(audit_refused.find("\"csr\":\"" + in.string() + ":pki/etcd/server.csr\""), std::string::npos)
+      << audit_refused;
+
+  // A good archive: each certificate is named as the member of the signed archive it goes into.
+  fs::remove_all(Node());
+  GenerateCsrs(Node());
+  auto ok = SignTar(Tar(Node()), out);
+  ASSERT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  EXPECT_NE(ok.out.find("[sign-dir] Signed \"etcd/server\" -> " + out.string() + ":pki/etcd/server.crt"),
+            std::string::npos)
+      << ok.out;
+  EXPECT_NE(ok.out.find("[sign-dir] Signed \"super-admin.conf\" -> " + out.string() + ":super-admin.conf"),
+            std::string::npos)
+      << ok.out;
+  // No temporary path anywhere the operator looks: output, errors, audit trail.
+  const std::string audit = ReadTestFile(audit_path());
+  for (const std::string& text : {refused.out, refused.err, ok.out, ok.err, audit}) {
+    EXPECT_EQ(text.find("kubehsm-sign-dir-"), std::string::npos) << text;
+    EXPECT_EQ(text.find(tmp().string()), std::string::npos) << text;
+    EXPECT_EQ(text.find(work_root().string()), std::string::npos) << text;
+  }
+}
+
+TEST_F(SignDirTarTest, SigkilledRunLeavesNoClientKeyAfterTheNextRun) {
+  GenerateCsrs(Node());
+  auto creds = ReadKubeconfig(ReadTestFile(Node() / "super-admin.conf"));
+  ASSERT_TRUE(creds.ok()) << creds.status().message();
+  // The start of super-admin.conf's client-key-data: any leftover copy of the kubeconfig holds it.
+  const std::string conf_text = ReadTestFile(Node() / "super-admin.conf");
+  const std::string marker = "client-key-data: ";
+  const auto at = conf_text.find(marker);
+  ASSERT_NE(at, std::string::npos);
+  const std::string key_data = conf_text.substr(at + marker.size(), 64);
+  const fs::path in = Tar(Node());
+
+  // A run killed after it unpacked the archive (it waits for its PIN on fd 3) and before it could
+  // remove its working directory.
+  int pin_fd = -1;
+  const pid_t pid = StartBlockedOnPin(in, dir() / "signed-killed.tar", pin_fd);
+  ASSERT_TRUE(WaitForUnpacked(pid)) << "the run never unpacked its archive";
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  ::close(pin_fd);
+  bool leftover = false;
+  for (const fs::path& f : FilesUnderWorkPlaces()) leftover |= f.filename() == "super-admin.conf";
+  ASSERT_TRUE(leftover) << "the kill did not land between unpacking and clean-up";
+
+  // The next run (another archive, same box) cleans up what the killed one left.
+  auto next = SignTar(in, dir() / "signed.tar");
+  ASSERT_EQ(next.exit_code, 0) << next.out << next.err;
+  EXPECT_NE(next.out.find("Removed 1 working directory left by an interrupted earlier run"), std::string::npos)
+      << next.out;
+  for (const fs::path& f : FilesUnderWorkPlaces()) {
+    for (const char* conf : kConfs) EXPECT_NE(f.filename(), conf) << f << " left behind";
+    EXPECT_NE(f.extension(), ".key") << f << " left behind";
+    EXPECT_EQ(ReadTestFile(f).find(key_data), std::string::npos) << f << " holds super-admin.conf's client key";
+  }
+  EXPECT_TRUE(fs::is_empty(tmp())) << "nothing in TMPDIR";
+  EXPECT_TRUE(fs::is_empty(work_root())) << "no working directory after the run";
+}
+
+TEST_F(SignDirTarTest, ConcurrentRunsWorkingDirectoryIsNeverRemoved) {
+  GenerateCsrs(Node("a"));
+  GenerateCsrs(Node("b"));
+  const fs::path tar_a = Tar(Node("a"), "a.tar");
+  const fs::path tar_b = Tar(Node("b"), "b.tar");
+  int pin_fd = -1;
+  const pid_t pid = StartBlockedOnPin(tar_a, dir() / "signed-a.tar", pin_fd);
+  ASSERT_TRUE(WaitForUnpacked(pid)) << "run a never unpacked its archive";
+  // Run b starts and finishes while run a waits: b must not take a's live directory for a stale one.
+  auto b = SignTar(tar_b, dir() / "signed-b.tar");
+  EXPECT_EQ(b.exit_code, 0) << b.out << b.err;
+  EXPECT_EQ(b.out.find("Removed"), std::string::npos) << b.out;
+  const std::string pin = token_.user_pin() + "\n";
+  ASSERT_EQ(::write(pin_fd, pin.data(), pin.size()), static_cast<ssize_t>(pin.size()));
+  ::close(pin_fd);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "run a lost its working directory";
+  auto listing = RunProcess({"tar", "-tf", (dir() / "signed-a.tar").string()});
+  EXPECT_NE(listing.out.find("pki/etcd/server.crt"), std::string::npos) << listing.out;
+  EXPECT_NE(listing.out.find("super-admin.conf"), std::string::npos) << listing.out;
+  EXPECT_TRUE(fs::is_empty(work_root()));
+}
+
+TEST_F(SignDirTarTest, KubeconfigOutsideTheNodeSetIsRefusedNotCarriedBackUnsigned) {
+  // A joining control-plane node's archive that still holds super-admin.conf (its CSR removed).
+  GenerateCsrs(Node());
+  for (const char* f : {"super-admin.conf.csr", "kubelet.conf.csr", "kubelet.conf"}) fs::remove(Node() / f);
+  const fs::path in = Tar(Node());
+  const fs::path out = dir() / "signed.tar";
+  auto r = SignTar(in, out, {"--node-set", "control-plane-join"});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find(in.string() + ":super-admin.conf: not part of the control-plane-join set"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(fs::exists(out)) << "nothing goes back";
+  auto rows = LedgerRows();
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->size(), 3u) << "nothing signed";
+  // Without it the same archive signs.
+  fs::remove(Node() / "super-admin.conf");
+  auto ok = SignTar(Tar(Node()), out, {"--node-set", "control-plane-join"});
+  ASSERT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  auto listing = RunProcess({"tar", "-tf", out.string()});
+  EXPECT_EQ(listing.out.find("super-admin.conf"), std::string::npos) << listing.out;
+}
+
+TEST_F(SignDirTarTest, RenewalKubeconfigWithoutItsCsrIsRefusedNotCarriedBackUnsigned) {
+  GenerateCsrs(Node());
+  fs::remove(Node() / "admin.conf.csr");  // admin.conf (client key, no certificate) stays in the archive
+  const fs::path in = Tar(Node());
+  const fs::path out = dir() / "signed.tar";
+  auto r = SignTar(in, out, {"--renew"});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find(in.string() + ":admin.conf: has no admin.conf.csr beside it, so it would go back unsigned"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(SignDirTest, ConfigWithoutNodeNameOrAddressIsRefusedNamingTheField) {
+  GenerateCsrs(Node());
+  const fs::path no_name = dir() / "no-name.yaml";
+  WriteTestFile(no_name,
+                "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: "
+                "192.0.2.1\n---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n"
+                "encryptionAlgorithm: ECDSA-P256\n");
+  const fs::path no_address = dir() / "no-address.yaml";
+  WriteTestFile(no_address,
+                "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  name: cp1\n---\n"
+                "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nencryptionAlgorithm: ECDSA-P256\n");
+  for (const auto& [config, field] : std::vector<std::pair<fs::path, std::string>>{
+           {no_name,
+            "sets no InitConfiguration.nodeRegistration.name, so the node name would be this signing box's "
+            "hostname"},
+           // (On a box without a usable address, loading --config already says to set the field.)
+           {no_address, "InitConfiguration.localAPIEndpoint.advertiseAddress"}}) {
+    auto r = Kubehsm({"certs", "sign-dir", "--config", config.string(), "--cert-dir", (Node() / "pki").string(),
+                      "--kubeconfig-dir", Node().string(), "--ca-dir", ca_dir().string()});
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_NE(r.err.find(field), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("set "), std::string::npos) << "says what to set: " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_TRUE(CertsOnDisk(Node()).empty()) << "nothing signed";
+  }
+}
+
 // ---- audit verify on a real run's log ------------------------------------------------------
 
 class AuditTamperTest : public SignDirTest {
