@@ -1,5 +1,8 @@
 #include "hsm/hsm.h"
 
+#include <chrono>
+#include <string>
+#include <thread>
 #include <utility>
 
 #include "hsm/token_store.h"
@@ -63,7 +66,17 @@ Hsm::~Hsm() {
 
 Result<EvpPkeyPtr> Hsm::LoadPrivateKey(const KeyInfo& key) {
   if (!key.has_private()) return FailedPrecondition("key '" + key.label + "' has no private half in the token");
-  auto pkey = bridge_->LoadPrivateKey(token_->KeyUri(key));
+  const std::string uri = token_->KeyUri(key);
+  auto pkey = bridge_->LoadPrivateKey(uri);
+  // `key` was just listed by this process's own session, so "not found" through the provider's
+  // session is transient: SoftHSM re-reads its token directory when another process changed it
+  // (a login updates the token file), and a lookup during that window finds nothing. Seen with
+  // two concurrent signing processes on one SoftHSM token. Look again a few times before failing.
+  for (int delay_ms : {5, 20, 80, 200}) {
+    if (pkey.ok() || pkey.status().code() != StatusCode::kNotFound) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    pkey = bridge_->LoadPrivateKey(uri);
+  }
   if (!pkey.ok()) {
     // The store may have become read-only after Open (a remount): name that instead of the
     // provider's empty error queue.

@@ -1,6 +1,7 @@
 #include "signer/pki/renewal.h"
 
 #include <map>
+#include <string_view>
 #include <system_error>
 #include <utility>
 

@@ -146,7 +146,9 @@ TEST_F(RenewalTest, AgedNodeRenewsThroughTheAirGapWithNewKeysAndNoKeyInEitherArc
   MakeNode();
   const auto before = NodeMaterial();
   for (const auto& [name, residual] : Residuals()) {
-    if (!name.ends_with("ca")) EXPECT_LT(residual, 2 * 3600) << name;  // aged: expires within 2h
+    if (!name.ends_with("ca")) {
+      EXPECT_LT(residual, 2 * 3600) << name;  // aged: expires within 2h
+    }
   }
   const fs::path csrs = dir() / "node-renew.tar", signed_tar = dir() / "signed.tar";
   auto r = RenewalCsrs({"--out-tar", csrs.string()});

@@ -328,7 +328,9 @@ TEST_F(ServeTest, SocketDirectoryOwnedByAnotherUserOrWritableByOthersRefusesToSt
     const fs::path dir = tmp_.path() / c.name;
     fs::create_directories(dir);
     fs::permissions(dir, static_cast<fs::perms>(c.mode));
-    if (c.other_owner) ASSERT_EQ(::chown(dir.c_str(), kNobody, kNobody), 0);
+    if (c.other_owner) {
+      ASSERT_EQ(::chown(dir.c_str(), kNobody, kNobody), 0);
+    }
     ProcessResult r = KubehsmMustExit({"serve", "--socket", (dir / "signer.sock").string()});
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_TRUE(r.err.starts_with("kubehsm: error: ")) << r.err;
