@@ -106,7 +106,7 @@ TEST(CompletionTest, OffersEveryCommandSubcommandAndOptionTheHelpTextsList) {
   ASSERT_GE(commands.size(), 9u);
   EXPECT_EQ(Complete({"kubehsm", ""}), std::set<std::string>(commands.begin(), commands.end()));
   const auto groups = Groups();
-  ASSERT_EQ(groups.at("certs").size(), 5u);
+  ASSERT_GE(groups.at("certs").size(), 5u);  // the help parser found the subcommands at all
   const auto globals = Options(Help({}));
   for (const auto& [cmd, subs] : groups) {
     if (subs.empty()) {
