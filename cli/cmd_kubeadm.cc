@@ -72,11 +72,13 @@ int KubeadmPatches(Context& ctx, const Args& args) {
   options.socket_path = vm["socket"].as<std::string>();
   if (Status s = signer::pki::CheckSignerSocketPath(options.socket_path); !s.ok()) return ctx.UsageError(s.message());
   const std::string config_file = vm.count("config") != 0 ? vm["config"].as<std::string>() : "";
+  std::string kubeadm_command = "init";  // the kubeadm command that reads this config
   if (!config_file.empty()) {
     auto config = LoadConfigForPatches(config_file);
     if (!config.ok()) return ctx.Fail(config.status().WithContext("--config " + config_file));
     options.cert_dir = config->cert_dir;
     options.kubernetes_version = config->kubernetes_version;
+    if (config->node_role != signer::pki::NodeRole::kInit) kubeadm_command = "join";
     // A JoinConfiguration alone (or a ClusterConfiguration without kubernetesVersion) names no
     // version, and the default (the newest minor) gets no feature gate: a 1.32/1.33 cluster would
     // then start kube-apiserver without it. Say so, unless the version is given as a flag.
@@ -140,7 +142,7 @@ int KubeadmPatches(Context& ctx, const Args& args) {
   ctx.out() << "\nkubeadm applies them to the manifests it writes (Kubernetes "
             << signer::pki::VersionName(options.kubernetes_version) << ", certificatesDir " << options.cert_dir
             << "):\n"
-            << "  kubeadm init --config " << config_arg << " --patches " << out.string() << "\n"
+            << "  kubeadm " << kubeadm_command << " --config " << config_arg << " --patches " << out.string() << "\n"
             << "  (or patches.directory: " << out.string()
             << " in InitConfiguration/JoinConfiguration; pass --patches again to kubeadm join and kubeadm upgrade)\n"
             << "Start `kubehsm serve --socket " << options.socket_path

@@ -377,6 +377,7 @@ TEST_F(KubeadmPatchesTest, ConfigWithoutKubernetesVersionWarnsAndFlagWins) {
   ProcessResult r = Patches({"--config", (tmp_.path() / "join.yaml").string(), "--out", out.string(), "--socket", kSocket});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("names no kubernetesVersion; assuming 1.36"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("kubeadm join --config"), std::string::npos) << r.out;  // a join file is for kubeadm join
   EXPECT_EQ(ReadTestFile(out / "kube-apiserver-kubehsm-2+json.json").find(kGate), std::string::npos);
 
   ProcessResult flagged = Patches({"--config", (tmp_.path() / "join.yaml").string(), "--kubernetes-version", "1.32",
@@ -384,6 +385,27 @@ TEST_F(KubeadmPatchesTest, ConfigWithoutKubernetesVersionWarnsAndFlagWins) {
   ASSERT_EQ(flagged.exit_code, 0) << flagged.err;
   EXPECT_TRUE(flagged.err.empty()) << flagged.err;
   EXPECT_NE(ReadTestFile(out / "kube-apiserver-kubehsm-2+json.json").find(kGate), std::string::npos);
+}
+
+// The README's join file for a further control-plane node (patches.directory, skipPhases, and the
+// cluster's ClusterConfiguration in the same file) is accepted, and its version decides the gate.
+TEST_F(KubeadmPatchesTest, ReadmeControlPlaneJoinFileIsAcceptedAndFollowsItsVersion) {
+  WriteTestFile(tmp_.path() / "join-cp2.yaml",
+                "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\nnodeRegistration:\n  name: cp2\n"
+                "discovery:\n  bootstrapToken:\n    apiServerEndpoint: k8s-api.example.com:6443\n"
+                "    token: abcdef.0123456789abcdef\n    unsafeSkipCAVerification: true\n"
+                "controlPlane:\n  localAPIEndpoint:\n    advertiseAddress: 192.0.2.3\n"
+                "patches:\n  directory: /etc/kubernetes/kubehsm-patches\n"
+                "skipPhases:\n- preflight\n- control-plane-prepare/certs\n"
+                "---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.32.6\n"
+                "controlPlaneEndpoint: k8s-api.example.com:6443\napiServer:\n  certSANs: [api.example.com]\n");
+  const fs::path out = tmp_.path() / "out";
+  ProcessResult r =
+      Patches({"--config", (tmp_.path() / "join-cp2.yaml").string(), "--out", out.string(), "--socket", kSocket});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.err.empty()) << r.err;
+  EXPECT_NE(r.out.find("kubeadm join --config"), std::string::npos) << r.out;
+  EXPECT_NE(ReadTestFile(out / "kube-apiserver-kubehsm-2+json.json").find(kGate), std::string::npos);  // 1.32
 }
 
 TEST_F(KubeadmPatchesTest, HelpNamesTheCommand) {
