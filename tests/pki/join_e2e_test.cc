@@ -168,7 +168,8 @@ TEST_F(JoinTest, CertsIssueWithJoinConfigIssuesForTheJoiningNode) {
   }
   // etcd: the node's own name, as kubeadm join --control-plane makes them.
   ProcessResult subject =
-      RunProcess({"openssl", "x509", "-in", (out / "pki/etcd/peer.crt").string(), "-noout", "-subject"});
+      RunProcess({"openssl", "x509", "-in", (out / "pki/etcd/peer.crt").string(), "-noout", "-subject", "-nameopt",
+                  "oneline"});  // one format on OpenSSL 3.0 and 3.5
   EXPECT_NE(subject.out.find("CN = cp2"), std::string::npos) << subject.out;
   EXPECT_TRUE(Has(SanEntries(SansOf(out / "pki/etcd/peer.crt")), "IP Address:192.0.2.3"));
   // The joining node's kubeconfigs only: no super-admin.conf, no kubelet.conf.

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <map>
 #include <regex>
@@ -54,6 +55,20 @@ class KubeadmPatchesTest : public ::testing::Test {
 
   // Applies the files of `patch_dir` for `target` as kubeadm does: file names
   // TARGET[suffix][+PATCHTYPE].(json|yaml), in lexical order, strategic when no type is given.
+  // kubectl's client minor version (20 on Debian 12, 32 on Debian 13).
+  static int KubectlMinor() {
+    static const int minor = [] {
+      ProcessResult r = RunProcess({"kubectl", "version", "--client", "-o", "json"});
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+      json v = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+      std::string m = v.is_object() ? v["clientVersion"].value("minor", "") : "";
+      while (!m.empty() && !std::isdigit(static_cast<unsigned char>(m.back()))) m.pop_back();  // "32+"
+      EXPECT_FALSE(m.empty()) << r.out;
+      return m.empty() ? 0 : std::stoi(m);
+    }();
+    return minor;
+  }
+
   json ApplyAll(const fs::path& patch_dir, const std::string& target, const fs::path& manifest) {
     std::vector<std::string> names;
     for (const auto& e : fs::directory_iterator(patch_dir)) names.push_back(e.path().filename().string());
@@ -68,9 +83,39 @@ class KubeadmPatchesTest : public ::testing::Test {
       // "kube-apiserver" must not take the kube-controller-manager files and vice versa.
       const std::string type = m[4].matched ? m[4].str() : "strategic";
       const fs::path next = tmp_.path() / (target + "-step" + std::to_string(++step) + ".json");
-      ProcessResult r = RunProcess({"kubectl", "patch", "--local", "-f", current.string(), "--type", type, "-p",
-                                    ReadTestFile(patch_dir / name), "-o", "json"});
+      std::string patch = ReadTestFile(patch_dir / name);
+      // kubeadm 1.32+ applies `$deleteFromPrimitiveList/command` with the strategic-merge code of
+      // its own release, as kubectl 1.32+ does (Debian 13, development machines). Debian 12's
+      // kubectl 1.20 is older than any kubeadm kubehsm supports and ignores the directive on a
+      // list without a merge strategy, so there it cannot stand in for kubeadm: the directive's
+      // values are then taken out of the patch, the rest is applied by kubectl, and the listed
+      // flags are removed here by exact value (the flag-by-flag checks below still hold).
+      std::map<std::string, std::vector<std::string>> deleted_by_container;
+      if (type == "strategic" && KubectlMinor() < 32) {
+        json p = json::parse(patch);
+        for (auto& c : p["spec"]["containers"]) {
+          if (c.contains("$deleteFromPrimitiveList/command")) {
+            deleted_by_container[c["name"].get<std::string>()] =
+                c["$deleteFromPrimitiveList/command"].get<std::vector<std::string>>();
+            c.erase("$deleteFromPrimitiveList/command");
+          }
+        }
+        patch = p.dump();
+      }
+      ProcessResult r =
+          RunProcess({"kubectl", "patch", "--local", "-f", current.string(), "--type", type, "-p", patch, "-o", "json"});
       EXPECT_EQ(r.exit_code, 0) << name << ": " << r.err;
+      if (!deleted_by_container.empty()) {
+        json pod = json::parse(r.out);
+        for (auto& c : pod["spec"]["containers"]) {
+          auto cmd = c["command"].get<std::vector<std::string>>();
+          for (const auto& d : deleted_by_container[c["name"].get<std::string>()]) {
+            cmd.erase(std::remove(cmd.begin(), cmd.end(), d), cmd.end());
+          }
+          c["command"] = cmd;
+        }
+        r.out = pod.dump();
+      }
       WriteTestFile(next, r.out);
       applied_.push_back(name);
       current = next;
@@ -237,7 +282,9 @@ TEST_F(KubeadmPatchesTest, SocketDirectoryMountWorksReadOnly) {
       "  pass\n"
       "c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[2] + '/signer.sock')\n"
       "a, _ = s.accept(); c.sendall(b'ok'); print(a.recv(2).decode())\n";
-  ProcessResult r = RunProcess({"unshare", "-rm", "python3", "-c", script, host.string(), pod.string()});
+  // A mount namespace only (the suite runs as root): a user namespace (-r) is refused inside a chroot.
+  ProcessResult r = RunProcess({"unshare", "-m", "--propagation", "private", "python3", "-c", script, host.string(),
+                                pod.string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "ok\n");
 }
